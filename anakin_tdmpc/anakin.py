@@ -1,0 +1,165 @@
+"""The fused training loop ("Anakin", Podracer paper): acting, env stepping, buffer insertion and updates
+for N parallel envs in one compiled program.
+
+One iteration, for all N envs at once:
+
+    action, plan_mean = uniform random while seeding, else algo.act(agent, obs, plan_mean)
+    env_state, out    = env.step(env_state, action)              # MJX, auto-reset, truncation kept
+    buffer            = buffer.add(buffer, obs, action, reward, episode_step)
+    agent             = n_updates x algo.update(agent, buffer.sample(...))
+
+where n_updates is 0 while seeding, `pretrain_updates` once when seeding ends (the paper's burst of
+seed_steps updates), then `updates_per_iter` (= utd x N). Python drives `chunk(carry, num_iters)`, one
+jitted call that runs many iterations with the carry donated; between chunks the host logs, evaluates and
+checkpoints. The loop never looks inside the algorithm: anything with `init / act / update /
+initial_plan_mean` and a static `cfg.batch_size` / `cfg.horizon` runs here.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from anakin_tdmpc import buffer as replay
+
+
+class Carry(NamedTuple):
+    """The whole state of training; what a chunk consumes and returns (and what a checkpoint saves)."""
+
+    agent: Any  # algorithm state: parameters, targets, optimiser states, running statistics
+    buffer: replay.BufferState
+    env_state: Any  # envs.EnvState of the N training envs
+    plan_mean: jax.Array  # [N, H, A] planner warm starts
+    rng: jax.Array
+    agent_steps: jax.Array  # int32, agent steps taken so far, summed over envs
+    last_return: jax.Array  # [N] return of each env's last finished episode (NaN before the first)
+
+
+class ChunkStats(NamedTuple):
+    """Sums accumulated on device over one chunk; the host turns them into means."""
+
+    update_sums: dict  # algorithm metrics summed over the updates of the chunk
+    num_updates: jax.Array
+    return_sum: jax.Array  # sum of returns of the episodes that finished during the chunk
+    episodes: jax.Array
+
+
+class Anakin:
+    def __init__(
+        self,
+        algo,
+        env,
+        num_envs: int,
+        buffer_capacity: int,
+        seed_steps: int,
+        updates_per_iter: int,
+        pretrain_updates: int,
+    ):
+        self.algo, self.env, self.num_envs = algo, env, num_envs
+        self.seq_len = algo.cfg.horizon + 1
+        self.batch_size = algo.cfg.batch_size
+        self.buffer_capacity = buffer_capacity
+        self.seed_steps = seed_steps
+        self.updates_per_iter = updates_per_iter
+        self.pretrain_updates = pretrain_updates
+        # jitted init: every carry leaf is its own buffer, as donating the carry to `chunk` requires
+        self.init = jax.jit(self._init)
+        self.chunk = jax.jit(self._chunk, donate_argnums=0)
+        self.evaluate = jax.jit(self._evaluate, static_argnums=2)
+
+    # ------------------------------------------------------------------------------------ init
+
+    def _init(self, rng: jax.Array) -> Carry:
+        k_agent, k_env, k_loop = jax.random.split(rng, 3)
+        env = self.env
+        return Carry(
+            agent=self.algo.init(k_agent),
+            buffer=replay.init(self.buffer_capacity, self.num_envs, env.obs_dim, env.action_dim, self.seq_len),
+            env_state=env.reset(k_env, self.num_envs),
+            plan_mean=self.algo.initial_plan_mean(self.num_envs),
+            rng=k_loop,
+            agent_steps=jnp.zeros((), jnp.int32),
+            last_return=jnp.full((self.num_envs,), jnp.nan, jnp.float32),
+        )
+
+    def _zero_stats(self, carry: Carry) -> ChunkStats:
+        sample = functools.partial(replay.sample, batch_size=self.batch_size, seq_len=self.seq_len)
+        batch = jax.eval_shape(sample, carry.buffer, carry.rng)
+        _, metrics = jax.eval_shape(self.algo.update, carry.agent, batch, carry.rng)
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics)
+        return ChunkStats(zeros, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+
+    # ---------------------------------------------------------------------------------- training
+
+    def _updates(self, agent, buffer, rng, n, sums):
+        """`n` (traced) updates on batches sampled from the buffer; metric sums accumulated."""
+
+        def one_update(i, state):
+            agent, sums = state
+            k_sample, k_update = jax.random.split(jax.random.fold_in(rng, i))
+            batch = replay.sample(buffer, k_sample, self.batch_size, self.seq_len)
+            agent, metrics = self.algo.update(agent, batch, k_update)
+            return agent, jax.tree.map(jnp.add, sums, metrics)
+
+        return jax.lax.fori_loop(0, n, one_update, (agent, sums))
+
+    def _iteration(self, carry: Carry, stats: ChunkStats):
+        env, N, A = self.env, self.num_envs, self.env.action_dim
+        rng, k_act, k_update = jax.random.split(carry.rng, 3)
+        seeding = carry.agent_steps < self.seed_steps
+
+        def random_act(_):
+            return jax.random.uniform(k_act, (N, A), minval=-1.0, maxval=1.0), carry.plan_mean
+
+        def plan_act(_):
+            return self.algo.act(carry.agent, carry.env_state.obs, carry.plan_mean, k_act, False)
+
+        action, plan_mean = jax.lax.cond(seeding, random_act, plan_act, None)
+        env_state, out = env.step(carry.env_state, action)
+        buffer = replay.add(carry.buffer, carry.env_state.obs, action, out.reward, carry.env_state.episode_step)
+        plan_mean = jnp.where(out.done[:, None, None], 0.0, plan_mean)  # new episode: no warm start
+
+        agent_steps = carry.agent_steps + N
+        just_seeded = seeding & (agent_steps >= self.seed_steps)
+        n_updates = jnp.where(seeding, jnp.where(just_seeded, self.pretrain_updates, 0), self.updates_per_iter)
+        agent, update_sums = self._updates(carry.agent, buffer, k_update, n_updates, stats.update_sums)
+
+        finished = out.done.astype(jnp.float32)
+        stats = ChunkStats(
+            update_sums=update_sums,
+            num_updates=stats.num_updates + n_updates,
+            return_sum=stats.return_sum + jnp.sum(finished * out.episode_return),
+            episodes=stats.episodes + jnp.sum(out.done.astype(jnp.int32)),
+        )
+        last_return = jnp.where(out.done, out.episode_return, carry.last_return)
+        return Carry(agent, buffer, env_state, plan_mean, rng, agent_steps, last_return), stats
+
+    def _chunk(self, carry: Carry, num_iters):
+        """Run `num_iters` (traced: one compilation serves every chunk length) fused iterations."""
+
+        def body(_, state):
+            return self._iteration(*state)
+
+        return jax.lax.fori_loop(0, num_iters, body, (carry, self._zero_stats(carry)))
+
+    # -------------------------------------------------------------------------------- evaluation
+
+    def _evaluate(self, agent, rng: jax.Array, num_episodes: int):
+        """Returns of `num_episodes` full episodes run in parallel with deterministic planning."""
+        env = self.env
+        k_reset, k_loop = jax.random.split(rng)
+        state = env.reset(k_reset, num_episodes)
+
+        def step(state_mean, key):
+            state, mean = state_mean
+            action, mean = self.algo.act(agent, state.obs, mean, key, True)
+            state, out = env.step(state, action)
+            return (state, mean), out.reward
+
+        _, rewards = jax.lax.scan(
+            step, (state, self.algo.initial_plan_mean(num_episodes)), jax.random.split(k_loop, env.episode_length)
+        )
+        return jnp.sum(rewards, axis=0)

@@ -1,0 +1,350 @@
+"""On-device replay buffer for N parallel environments, written in pure JAX.
+
+Layout
+------
+Every iteration of the fused training loop inserts one transition row for all
+``N`` environments at once: the observation the action was taken at
+(``obs_t``), the action ``action_t``, the reward ``reward_t`` and
+``episode_step_t``, the agent-step index of ``obs_t`` within its episode (0 for
+the first observation after a reset).  Storage is time-major per environment,
+``[T, N, ...]``, with ``T = max(ceil(capacity / N), seq_len)`` rows.  All
+environments share one write pointer and the rows form a ring: once ``T`` rows
+have been written, the oldest row is overwritten.
+
+Episodes are truncated with auto-reset and the final observation of an
+episode is *not* stored: the next row of that environment is the first
+observation of the next episode (``episode_step == 0``).  The last transition
+of every episode is therefore never sampled.
+
+Sampling
+--------
+A training sample is a window of ``L = H + 1`` consecutive rows of one
+environment: observations of rows ``r .. r+H`` and actions / rewards of rows
+``r .. r+H-1`` (row indices modulo ``T``).  Let ``oldest = (pointer - size) % T``
+and number rows logically by their offset ``o = (row - oldest) % T`` (0 is the
+oldest row, ``size - 1`` the newest).  A start ``(env, o)`` is *valid* iff
+
+(a) the window lies in written data without crossing the write pointer:
+    ``0 <= o <= size - L``; and
+(b) it does not cross an episode reset:
+    ``episode_step[r + H] == episode_step[r] + H``.  Because ``episode_step``
+    grows by exactly one per row inside an episode and restarts at 0, any reset
+    inside the window would make the right-hand side strictly larger.
+
+``sample`` draws, for each batch entry, ``K`` candidate ``(env, o)`` pairs
+uniformly from ``N x [0, size - L]`` (which satisfies (a) by construction) and
+keeps the first one satisfying (b).  This is rejection sampling truncated at
+``K`` proposals, so conditioned on at least one accepted proposal the start is
+exactly uniform over all valid ``(env, start)`` pairs.
+
+If all ``K`` proposals are rejected (probability ``(1 - p) ** K`` per entry,
+where ``p`` is the valid fraction of proposals; with 1000-step episodes and
+``H = 3``, ``p ~= 0.997`` and the default ``K = 8`` gives ~1e-20) the first
+proposal is deterministically moved *forward* to the next valid start in
+row-major, cyclic physical order ``(row, env)``: a later env of the same row,
+else the first valid env of the next row that has one.  That fix-up is always
+valid whenever the buffer holds at least one valid window.  Its bias: the fallback mass lands on
+valid starts that follow a run of invalid starts, in proportion to the length
+of that run, so the total-variation distance between the sampled distribution
+and the uniform distribution over valid starts is at most ``(1 - p) ** K``.
+
+The fix-up needs the validity mask of every ``(row, env)``, an ``O(T * N)``
+elementwise pass followed by a scan-free two-level (block) search over rows.
+It runs under ``lax.cond`` only when some entry needs it; note that under an
+outer ``jax.vmap`` the ``cond`` becomes a ``select`` and the pass runs on every
+call (one read of ``episode_step``: cheap on an accelerator next to a network
+update, about 1 ms per buffer of 1M transitions on a 2-core CPU).
+
+All functions are pure, fixed-shape and work inside ``jit``, ``lax.scan`` and
+an outer ``jax.vmap`` (e.g. over seeds).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+DEFAULT_NUM_CANDIDATES = 8
+"""Default number of rejection-sampling proposals per batch entry."""
+
+
+class BufferState(NamedTuple):
+    """Ring-buffer storage, time-major per environment (``T`` rows, ``N`` envs)."""
+
+    obs: jax.Array  # [T, N, obs_dim] float32
+    action: jax.Array  # [T, N, action_dim] float32
+    reward: jax.Array  # [T, N] float32
+    episode_step: jax.Array  # [T, N] int32 (-1 where never written)
+    pointer: jax.Array  # int32 scalar, next row to write
+    size: jax.Array  # int32 scalar, rows written so far, capped at T
+
+
+class Batch(NamedTuple):
+    """A batch of ``B`` sub-trajectories, time-major like the official TD-MPC2 buffer."""
+
+    obs: jax.Array  # [H+1, B, obs_dim]
+    action: jax.Array  # [H, B, action_dim]
+    reward: jax.Array  # [H, B]
+
+
+# ---------------------------------------------------------------------------
+# Sizing helpers (plain Python).
+# ---------------------------------------------------------------------------
+
+
+def rows_for(capacity: int, num_envs: int, seq_len: int) -> int:
+    """Number of ring rows ``T = max(ceil(capacity / num_envs), seq_len)``.
+
+    ``capacity`` counts transitions summed over all environments.
+    """
+    if capacity < 1 or num_envs < 1 or seq_len < 1:
+        raise ValueError(
+            f"capacity, num_envs and seq_len must be >= 1, got "
+            f"capacity={capacity}, num_envs={num_envs}, seq_len={seq_len}"
+        )
+    return max(math.ceil(capacity / num_envs), seq_len)
+
+
+def memory_bytes(capacity: int, num_envs: int, obs_dim: int, action_dim: int, seq_len: int) -> int:
+    """Bytes held by one ``BufferState`` (storage arrays plus the two int32 scalars).
+
+    Per stored row and env: ``obs_dim + action_dim`` float32 values, one float32
+    reward and one int32 episode step.  Transient memory of ``sample`` (at most
+    an int32 per ``(row, env)`` in the fallback path) is not included.
+    """
+    rows = rows_for(capacity, num_envs, seq_len)
+    per_row_env = 4 * (obs_dim + action_dim) + 4 + 4
+    return rows * num_envs * per_row_env + 2 * 4
+
+
+# ---------------------------------------------------------------------------
+# Construction and insertion.
+# ---------------------------------------------------------------------------
+
+
+def init(capacity: int, num_envs: int, obs_dim: int, action_dim: int, seq_len: int) -> BufferState:
+    """Create an empty buffer of ``rows_for(capacity, num_envs, seq_len)`` rows."""
+    rows = rows_for(capacity, num_envs, seq_len)
+    return BufferState(
+        obs=jnp.zeros((rows, num_envs, obs_dim), jnp.float32),
+        action=jnp.zeros((rows, num_envs, action_dim), jnp.float32),
+        reward=jnp.zeros((rows, num_envs), jnp.float32),
+        episode_step=jnp.full((rows, num_envs), -1, jnp.int32),
+        pointer=jnp.zeros((), jnp.int32),
+        size=jnp.zeros((), jnp.int32),
+    )
+
+
+def add(
+    state: BufferState,
+    obs: jax.Array,
+    action: jax.Array,
+    reward: jax.Array,
+    episode_step: jax.Array,
+) -> BufferState:
+    """Write one row (one transition per env) at the pointer and advance it.
+
+    Args:
+      state: current buffer.
+      obs: ``[N, obs_dim]`` observation the action was taken at.
+      action: ``[N, action_dim]`` action taken.
+      reward: ``[N]`` reward received.
+      episode_step: ``[N]`` int32 step index of ``obs`` within its episode.
+
+    The write is a ``dynamic_update_slice`` of one row per array (``O(N)``
+    work), performed in place when ``state`` is donated to the enclosing jit
+    (or carried through a ``lax.scan``).
+    """
+    row = state.pointer
+    num_rows = state.episode_step.shape[0]
+
+    def write(buf: jax.Array, value: jax.Array) -> jax.Array:
+        value = jnp.asarray(value, buf.dtype)[None]
+        start = (row,) + (0,) * (buf.ndim - 1)
+        return lax.dynamic_update_slice(buf, value, start)
+
+    return BufferState(
+        obs=write(state.obs, obs),
+        action=write(state.action, action),
+        reward=write(state.reward, reward),
+        episode_step=write(state.episode_step, episode_step),
+        pointer=(row + 1) % num_rows,
+        size=jnp.minimum(state.size + 1, num_rows),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Validity.
+# ---------------------------------------------------------------------------
+
+
+def _oldest_row(state: BufferState) -> jax.Array:
+    """Physical row index of the oldest stored row."""
+    num_rows = state.episode_step.shape[0]
+    return (state.pointer - state.size) % num_rows
+
+
+def _within_one_episode(state: BufferState, env: jax.Array, row: jax.Array, seq_len: int) -> jax.Array:
+    """Condition (b) for windows starting at physical ``row`` of ``env`` (any shape)."""
+    num_rows = state.episode_step.shape[0]
+    horizon = seq_len - 1
+    first = state.episode_step[row, env]
+    last = state.episode_step[(row + horizon) % num_rows, env]
+    return last == first + horizon
+
+
+def valid_start_mask(state: BufferState, seq_len: int) -> jax.Array:
+    """Boolean ``[T, N]``: whether a window of ``seq_len`` rows may start at ``(row, env)``."""
+    num_rows = state.episode_step.shape[0]
+    horizon = seq_len - 1
+    rows = jnp.arange(num_rows, dtype=jnp.int32)
+    offset = (rows - _oldest_row(state)) % num_rows  # logical offset of each row
+    in_range = offset <= state.size - seq_len  # condition (a)
+    steps = state.episode_step
+    last = jnp.roll(steps, -horizon, axis=0)  # last[r] = steps[(r + H) % T]
+    no_reset = last == steps + horizon  # condition (b)
+    return in_range[:, None] & no_reset
+
+
+def num_valid_windows(state: BufferState, seq_len: int) -> jax.Array:
+    """Number of valid ``(env, start)`` pairs for windows of ``seq_len`` rows (int32)."""
+    return jnp.sum(valid_start_mask(state, seq_len), dtype=jnp.int32)
+
+
+# ---------------------------------------------------------------------------
+# Sampling.
+# ---------------------------------------------------------------------------
+
+
+def _first_true_from(mask: jax.Array, start: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """First ``True`` index of a 1-D ``mask`` at or after each ``start``, cyclically.
+
+    Returns ``(index, found)``; ``found`` is false (and ``index`` meaningless)
+    when ``mask`` has no ``True`` at all.  Scan-free two-level search: ``mask``
+    (``M`` entries) is cut into blocks of ``S ~ sqrt(M)``; a query looks at or
+    after itself in its own block, else takes the first ``True`` of the nearest
+    following block that has one (its own block last, covering the entries
+    before it).  Work ``O(M + B * (S + M / S))`` for ``B`` queries.
+    """
+    size = mask.shape[0]
+    block = 1 << max(0, math.ceil(math.log2(math.isqrt(max(size - 1, 0)) + 1)))
+    num_blocks = -(-size // block)
+    blocks = jnp.pad(mask, (0, num_blocks * block - size)).reshape(num_blocks, block)
+    block_has_true = jnp.any(blocks, axis=1)
+
+    start_block, start_pos = start // block, start % block
+    positions = jnp.arange(block, dtype=jnp.int32)
+    here = blocks[start_block] & (positions[None, :] >= start_pos[:, None])  # [B, S]
+    at_here = start_block * block + jnp.argmax(here, axis=1).astype(jnp.int32)
+
+    block_ids = jnp.arange(num_blocks, dtype=jnp.int32)
+    distance = (block_ids[None, :] - start_block[:, None] - 1) % num_blocks  # [B, num_blocks]
+    distance = jnp.where(block_has_true[None, :], distance, num_blocks)
+    next_block = jnp.argmin(distance, axis=1).astype(jnp.int32)
+    at_later = next_block * block + jnp.argmax(blocks[next_block], axis=1).astype(jnp.int32)
+
+    found_here = jnp.any(here, axis=1)
+    index = jnp.where(found_here, at_here, at_later)
+    return index, found_here | jnp.any(block_has_true)
+
+
+def _next_valid_start(state: BufferState, env: jax.Array, row: jax.Array, seq_len: int):
+    """Map each ``(env, row)`` to the next valid start in row-major cyclic order.
+
+    The search order is physical: ``(row 0, env 0), (row 0, env 1), ...,
+    (row T-1, env N-1)``, wrapping around; i.e. a later env of the same row,
+    else the first valid env of the next row holding a valid start.  A valid
+    ``(env, row)`` maps to itself.  If the buffer holds no valid window at all,
+    the input is returned unchanged.  Work: one ``O(T * N)`` validity pass plus
+    ``O(B * (N + sqrt(T)))`` per-query gathers; no scans, no transposes.
+    """
+    num_rows, num_envs = state.episode_step.shape
+    valid = valid_start_mask(state, seq_len)  # [T, N]
+    env_ids = jnp.arange(num_envs, dtype=jnp.int32)
+
+    same_row = valid[row] & (env_ids[None, :] >= env[:, None])  # [B, N]
+    found_same_row = jnp.any(same_row, axis=1)
+    env_same_row = jnp.argmax(same_row, axis=1).astype(jnp.int32)
+
+    next_row, found = _first_true_from(jnp.any(valid, axis=1), (row + 1) % num_rows)
+    env_next_row = jnp.argmax(valid[next_row], axis=1).astype(jnp.int32)
+
+    new_env = jnp.where(found_same_row, env_same_row, jnp.where(found, env_next_row, env))
+    new_row = jnp.where(found_same_row, row, jnp.where(found, next_row, row))
+    return new_env, new_row
+
+
+def sample_starts(
+    state: BufferState,
+    rng: jax.Array,
+    batch_size: int,
+    seq_len: int,
+    num_candidates: int = DEFAULT_NUM_CANDIDATES,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Sample window starts uniformly over valid ``(env, start)`` pairs.
+
+    Returns ``(env, row, used_fallback)``, each of shape ``[batch_size]``:
+    ``row`` is the physical start row, ``used_fallback`` flags entries whose
+    ``num_candidates`` proposals were all rejected and that were fixed up
+    deterministically (see the module docstring for the bias).
+
+    Precondition: ``num_valid_windows(state, seq_len) > 0``; otherwise the
+    returned starts are arbitrary (there is no valid window to return).
+    """
+    num_rows, num_envs = state.episode_step.shape
+    if not 1 <= seq_len <= num_rows:
+        raise ValueError(f"seq_len must be in [1, {num_rows}], got {seq_len}")
+    env_key, offset_key = jax.random.split(rng)
+    shape = (batch_size, num_candidates)
+    num_offsets = jnp.maximum(state.size - seq_len + 1, 1)  # offsets 0 .. size - L
+    env = jax.random.randint(env_key, shape, 0, num_envs, dtype=jnp.int32)
+    offset = jax.random.randint(offset_key, shape, 0, num_offsets, dtype=jnp.int32)
+    row = (_oldest_row(state) + offset) % num_rows
+
+    ok = _within_one_episode(state, env, row, seq_len)  # [B, K]
+    choice = jnp.argmax(ok, axis=1)  # first accepted proposal (0 if none)
+    env = jnp.take_along_axis(env, choice[:, None], axis=1)[:, 0]
+    row = jnp.take_along_axis(row, choice[:, None], axis=1)[:, 0]
+    used_fallback = ~jnp.any(ok, axis=1)
+
+    def fix_up(env_row):
+        env_, row_ = env_row
+        fixed_env, fixed_row = _next_valid_start(state, env_, row_, seq_len)
+        return jnp.where(used_fallback, fixed_env, env_), jnp.where(used_fallback, fixed_row, row_)
+
+    env, row = lax.cond(jnp.any(used_fallback), fix_up, lambda env_row: env_row, (env, row))
+    return env, row, used_fallback
+
+
+def gather(state: BufferState, env: jax.Array, row: jax.Array, seq_len: int) -> Batch:
+    """Gather the windows of ``seq_len`` rows starting at ``(env[b], row[b])``."""
+    num_rows = state.episode_step.shape[0]
+    rows = (row[None, :] + jnp.arange(seq_len, dtype=jnp.int32)[:, None]) % num_rows  # [L, B]
+    envs = jnp.broadcast_to(env[None, :], rows.shape)
+    return Batch(
+        obs=state.obs[rows, envs],
+        action=state.action[rows[:-1], envs[:-1]],
+        reward=state.reward[rows[:-1], envs[:-1]],
+    )
+
+
+def sample(
+    state: BufferState,
+    rng: jax.Array,
+    batch_size: int,
+    seq_len: int,
+    num_candidates: int = DEFAULT_NUM_CANDIDATES,
+) -> Batch:
+    """Sample ``batch_size`` windows of ``seq_len = H + 1`` rows, time-major.
+
+    ``batch_size``, ``seq_len`` and ``num_candidates`` must be static under
+    ``jit``.  Every returned window is a valid window (one env, consecutive
+    rows inside the written range, within one episode) provided the buffer
+    holds at least one, i.e. ``num_valid_windows(state, seq_len) > 0``.
+    """
+    env, row, _ = sample_starts(state, rng, batch_size, seq_len, num_candidates)
+    return gather(state, env, row, seq_len)

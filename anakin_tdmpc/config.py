@@ -1,0 +1,182 @@
+"""Command-line configuration: one `Args` dataclass (its docstrings are `--help`), model-size presets, and
+the step accounting that turns env-step budgets into loop iterations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+from anakin_tdmpc.tdmpc2 import TDMPC2Config
+
+ALGOS = ("tdmpc2",)
+
+# TD-MPC2 model-size presets (millions of parameters): encoder width, MLP width, latent size,
+# encoder layers, Q-functions. From the paper's appendix / official config.
+MODEL_SIZES = {
+    1: dict(enc_dim=256, mlp_dim=384, latent_dim=128, num_enc_layers=2, num_q=2),
+    5: dict(enc_dim=256, mlp_dim=512, latent_dim=512, num_enc_layers=2, num_q=5),
+    19: dict(enc_dim=1024, mlp_dim=1024, latent_dim=768, num_enc_layers=3, num_q=5),
+    48: dict(enc_dim=1792, mlp_dim=1792, latent_dim=768, num_enc_layers=4, num_q=5),
+    317: dict(enc_dim=4096, mlp_dim=4096, latent_dim=1376, num_enc_layers=5, num_q=8),
+}
+
+
+class ConfigError(ValueError):
+    """A bad setting; the CLI prints its one-line message and exits with code 2."""
+
+
+@dataclasses.dataclass
+class Args:
+    """Train TD-MPC2 on an MJX DeepMind Control task, fused into one compiled JAX program."""
+
+    algo: str = "tdmpc2"
+    """algorithm to train: tdmpc2"""
+    task: str = "cheetah-run"
+    """DMC task, e.g. cheetah-run, walker-walk, cup-catch or dm_control/cheetah-run-v0"""
+    total_timesteps: int = 1_000_000
+    """env steps to train for, counting action repeat (as the TD-MPC2 paper's curves)"""
+    seed: int = 1
+    """random seed (same seed + config + machine = same run)"""
+    num_envs: int = 16
+    """parallel environments stepped together on the device"""
+    utd: float = 1.0
+    """gradient updates per agent step (the paper: 1); each iteration runs utd x num_envs updates"""
+    model_size: int = 5
+    """TD-MPC2 preset in millions of parameters: 1, 5, 19, 48 or 317"""
+    action_repeat: int = 2
+    """times each action is repeated in the env (the paper: 2)"""
+    episode_length: Optional[int] = None
+    """agent steps per episode (default: 1000 control steps / action_repeat = 500)"""
+    seed_steps: Optional[int] = None
+    """agent steps of uniform random actions before learning (default: max(1000, 5 x episode_length));
+    followed by that many pretraining updates"""
+    buffer_size: int = 1_000_000
+    """replay capacity in transitions (capped at the run's total agent steps)"""
+    batch_size: int = 256
+    """sequences of horizon+1 steps per update"""
+    eval_every: int = 100_000
+    """env steps between evaluations (and one at the end)"""
+    eval_episodes: int = 10
+    """episodes per evaluation, run in parallel with deterministic planning"""
+    log_every: int = 10_000
+    """env steps between log lines / metrics.jsonl rows (one compiled chunk each)"""
+    run_dir: Optional[str] = None
+    """output folder (default: runs/<task>__<algo>__<seed>__<time>)"""
+    # planner overrides
+    horizon: Optional[int] = None
+    """planning / training horizon H (default 3)"""
+    iterations: Optional[int] = None
+    """MPPI iterations (default 6, +2 when the action dim is >= 20)"""
+    num_samples: Optional[int] = None
+    """MPPI action sequences per iteration (default 512)"""
+    num_elites: Optional[int] = None
+    """elite sequences refitting the MPPI distribution (default 64)"""
+    num_pi_trajs: Optional[int] = None
+    """sequences proposed by the policy prior (default 24)"""
+    # network overrides (on top of --model_size)
+    enc_dim: Optional[int] = None
+    """encoder hidden width"""
+    mlp_dim: Optional[int] = None
+    """hidden width of dynamics, reward, policy and Q networks"""
+    latent_dim: Optional[int] = None
+    """latent size (a multiple of 8, the SimNorm group)"""
+    num_q: Optional[int] = None
+    """Q-functions in the ensemble (>= 2)"""
+    num_enc_layers: Optional[int] = None
+    """encoder layers"""
+    lr: Optional[float] = None
+    """learning rate (default 3e-4; encoder x 0.3)"""
+
+
+def algo_config(args: Args) -> TDMPC2Config:
+    """The algorithm's config: the model-size preset, then any explicit overrides."""
+    if args.model_size not in MODEL_SIZES:
+        raise ConfigError(f"--model_size must be one of {sorted(MODEL_SIZES)}, got {args.model_size}")
+    values = dict(MODEL_SIZES[args.model_size], batch_size=args.batch_size)
+    for name in ("horizon", "iterations", "num_samples", "num_elites", "num_pi_trajs", "enc_dim", "mlp_dim",
+                 "latent_dim", "num_q", "num_enc_layers", "lr"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    cfg = dataclasses.replace(TDMPC2Config(), **values)
+    positive = ("horizon", "iterations", "num_samples", "num_elites", "enc_dim", "mlp_dim", "latent_dim",
+                "num_enc_layers", "batch_size")
+    for name in positive:
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"--{name} must be positive, got {getattr(cfg, name)}")
+    if cfg.lr <= 0:
+        raise ConfigError(f"--lr must be positive, got {cfg.lr}")
+    if cfg.latent_dim % cfg.simnorm_dim:
+        raise ConfigError(f"--latent_dim must be a multiple of {cfg.simnorm_dim}, got {cfg.latent_dim}")
+    if cfg.num_q < 2:
+        raise ConfigError(f"--num_q must be at least 2, got {cfg.num_q}")
+    if not 0 <= cfg.num_pi_trajs < cfg.num_samples:
+        raise ConfigError(f"--num_pi_trajs must be in [0, num_samples), got {cfg.num_pi_trajs}")
+    if cfg.num_elites > cfg.num_samples:
+        raise ConfigError(f"--num_elites ({cfg.num_elites}) must not exceed --num_samples ({cfg.num_samples})")
+    return cfg
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """Step accounting. Agent steps are summed over envs; env steps = agent steps x action repeat."""
+
+    agent_steps_per_iter: int  # = num_envs
+    env_steps_per_iter: int  # = num_envs x action_repeat
+    total_iters: int
+    seed_steps: int  # agent steps of random actions (summed over envs)
+    pretrain_updates: int
+    updates_per_iter: int
+    iters_per_chunk: int
+    buffer_capacity: int
+
+    @property
+    def total_env_steps(self) -> int:
+        return self.total_iters * self.env_steps_per_iter
+
+
+def make_schedule(args: Args, episode_length: int, horizon: int) -> Schedule:
+    """Validate the step settings and derive the loop's iteration counts."""
+    for name in ("total_timesteps", "num_envs", "action_repeat", "eval_every", "log_every", "buffer_size"):
+        if getattr(args, name) <= 0:
+            raise ConfigError(f"--{name} must be positive, got {getattr(args, name)}")
+    if args.eval_episodes < 0:
+        raise ConfigError(f"--eval_episodes must be >= 0, got {args.eval_episodes}")
+    if args.utd <= 0:
+        raise ConfigError(f"--utd must be positive, got {args.utd}")
+    updates = args.utd * args.num_envs
+    if abs(updates - round(updates)) > 1e-6:
+        raise ConfigError(f"--utd x --num_envs must be a whole number of updates per iteration, got {updates:g}")
+    n, env_per_iter = args.num_envs, args.num_envs * args.action_repeat
+    total_iters = math.ceil(args.total_timesteps / env_per_iter)
+    seed_steps = args.seed_steps if args.seed_steps is not None else max(1000, 5 * episode_length)
+    if seed_steps <= 0:
+        raise ConfigError(f"--seed_steps must be positive, got {seed_steps}")
+    if seed_steps >= total_iters * n:
+        raise ConfigError(
+            f"--total_timesteps {args.total_timesteps} leaves no learning after {seed_steps} seed steps "
+            f"({seed_steps * args.action_repeat} env steps); raise it or lower --seed_steps"
+        )
+    capacity = min(args.buffer_size, total_iters * n)
+    rows = math.ceil(capacity / n)
+    # a sample needs a whole window of horizon+1 steps inside one episode and inside the buffer
+    if episode_length < horizon + 1:
+        raise ConfigError(f"episode length {episode_length} is shorter than a training window of {horizon + 1} steps")
+    if rows < horizon + 1 or seed_steps // n < horizon + 1:
+        raise ConfigError(
+            f"the buffer cannot hold a training window: {rows} rows per env (buffer {capacity}, seeding "
+            f"{seed_steps // n} steps per env) for horizon+1 = {horizon + 1}; raise --buffer_size or --seed_steps"
+        )
+    if args.batch_size > capacity:
+        raise ConfigError(f"--batch_size {args.batch_size} is larger than the replay buffer ({capacity} transitions)")
+    return Schedule(
+        agent_steps_per_iter=n,
+        env_steps_per_iter=env_per_iter,
+        total_iters=total_iters,
+        seed_steps=seed_steps,
+        pretrain_updates=seed_steps,
+        updates_per_iter=int(round(updates)),
+        iters_per_chunk=max(1, args.log_every // env_per_iter),
+        buffer_capacity=capacity,
+    )

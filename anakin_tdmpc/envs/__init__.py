@@ -1,0 +1,14 @@
+"""MJX DeepMind Control environments (mujoco_playground) batched for Anakin training."""
+
+from anakin_tdmpc.envs.registry import TASKS, UnknownTaskError, canonical_task_name, make_env
+from anakin_tdmpc.envs.wrapper import Env, EnvState, StepOut
+
+__all__ = [
+    "TASKS",
+    "Env",
+    "EnvState",
+    "StepOut",
+    "UnknownTaskError",
+    "canonical_task_name",
+    "make_env",
+]

@@ -1,0 +1,167 @@
+"""Task names and construction of batched DMC environments.
+
+Canonical task names follow the TD-MPC2 paper (``domain-task``, lower case,
+hyphen separated, e.g. ``cheetah-run``, ``cup-catch``, ``point_mass-easy``).
+:func:`canonical_task_name` also accepts gymnasium/shimmy ids
+(``dm_control/cheetah-run-v0``), dm_control domain names (``ball_in_cup-catch``),
+underscore/hyphen variants (``point-mass-easy``) and playground env names
+(``CheetahRun``).
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+import re
+from typing import Any
+
+from anakin_tdmpc.envs.wrapper import Env
+
+TASKS: dict[str, str] = {
+    "acrobot-swingup": "AcrobotSwingup",
+    "acrobot-swingup-sparse": "AcrobotSwingupSparse",
+    "cartpole-balance": "CartpoleBalance",
+    "cartpole-balance-sparse": "CartpoleBalanceSparse",
+    "cartpole-swingup": "CartpoleSwingup",
+    "cartpole-swingup-sparse": "CartpoleSwingupSparse",
+    "cheetah-run": "CheetahRun",
+    "cup-catch": "BallInCup",
+    "finger-spin": "FingerSpin",
+    "finger-turn-easy": "FingerTurnEasy",
+    "finger-turn-hard": "FingerTurnHard",
+    "fish-swim": "FishSwim",
+    "hopper-hop": "HopperHop",
+    "hopper-stand": "HopperStand",
+    "humanoid-run": "HumanoidRun",
+    "humanoid-stand": "HumanoidStand",
+    "humanoid-walk": "HumanoidWalk",
+    "pendulum-swingup": "PendulumSwingup",
+    "point_mass-easy": "PointMass",
+    "reacher-easy": "ReacherEasy",
+    "reacher-hard": "ReacherHard",
+    "swimmer-swimmer6": "SwimmerSwimmer6",
+    "walker-run": "WalkerRun",
+    "walker-stand": "WalkerStand",
+    "walker-walk": "WalkerWalk",
+}
+"""Canonical task name -> mujoco_playground ``dm_control_suite`` env name."""
+
+# dm_control domain names that differ from the TD-MPC2 ones (after _normalise).
+_DOMAIN_ALIASES: dict[str, str] = {"ball-in-cup-catch": "cup-catch"}
+
+_GYM_PREFIX = "dm_control/"
+_VERSION_SUFFIX = re.compile(r"-v\d+$")
+
+
+class UnknownTaskError(ValueError):
+    """Raised for a task name that matches no supported DMC task."""
+
+
+def _normalise(name: str) -> str:
+    """Lower-cases, strips a gym prefix/version suffix and maps ``_`` to ``-``."""
+    key = name.strip().lower()
+    if key.startswith(_GYM_PREFIX):
+        key = key[len(_GYM_PREFIX) :]
+    key = _VERSION_SUFFIX.sub("", key)
+    return key.replace("_", "-")
+
+
+def _build_lookup() -> dict[str, str]:
+    """Maps every accepted (normalised) spelling to its canonical name."""
+    lookup = {_normalise(canonical): canonical for canonical in TASKS}
+    lookup.update({_normalise(playground): canonical for canonical, playground in TASKS.items()})
+    lookup.update(_DOMAIN_ALIASES)
+    return lookup
+
+
+_LOOKUP = _build_lookup()
+
+
+def canonical_task_name(name: str) -> str:
+    """Returns the canonical TD-MPC2 name of ``name``.
+
+    Raises:
+        UnknownTaskError: if ``name`` is not a supported task; the one-line
+            message lists the valid canonical names.
+    """
+    canonical = _LOOKUP.get(_normalise(name)) if isinstance(name, str) else None
+    if canonical is None:
+        valid = ", ".join(sorted(TASKS))
+        raise UnknownTaskError(f"unknown task {name!r}; valid tasks: {valid}")
+    return canonical
+
+
+def _ensure_mjspec_find_body() -> None:
+    """Works around a version check in playground 0.2.0's reacher.
+
+    ``reacher._make_model`` compares ``mujoco.__version__ >= "3.3.0"`` as
+    strings, which is False for ``"3.17.0"``, and then calls the pre-3.3 API
+    ``MjSpec.find_body`` (since removed). Alias it to its successor
+    ``MjSpec.body`` when missing, so ReacherEasy/ReacherHard load.
+    """
+    import mujoco
+
+    if not hasattr(mujoco.MjSpec, "find_body"):
+        mujoco.MjSpec.find_body = mujoco.MjSpec.body
+
+
+def _positive_int(what: str, value: Any) -> int:
+    """Returns ``value`` as a Python int, or raises a one-line ValueError unless it is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{what} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+@functools.lru_cache(maxsize=None)
+def _load_playground_env(playground_name: str) -> Any:
+    """Loads (once) the JAX-implementation playground env ``playground_name``.
+
+    ``impl='jax'`` is required: the default Warp backend cannot run inside
+    ``jit``/``scan``.
+    """
+    from mujoco_playground import registry as playground_registry
+
+    _ensure_mjspec_find_body()
+    return playground_registry.load(playground_name, config_overrides={"impl": "jax"})
+
+
+@functools.lru_cache(maxsize=None)
+def _spec(playground_name: str) -> tuple[int, int]:
+    """``(obs_dim, action_dim)`` of a playground env, cached.
+
+    The observation size is found by tracing ``reset`` (up to ~2 s per task on
+    CPU), so it is computed once per task.
+    """
+    playground_env = _load_playground_env(playground_name)
+    return int(playground_env.observation_size), int(playground_env.action_size)
+
+
+def make_env(task: str, action_repeat: int = 2, episode_length: int | None = None) -> Env:
+    """Builds the batched, auto-resetting environment for ``task``.
+
+    Args:
+        task: any accepted task name (see :func:`canonical_task_name`).
+        action_repeat: control steps per agent step (rewards summed), >= 1.
+        episode_length: episode length in agent steps, >= 1; ``None`` keeps
+            DMC's 1000 control steps, i.e. ``1000 // action_repeat``.
+
+    Raises:
+        UnknownTaskError: for an unknown task.
+        ValueError: for an invalid ``action_repeat`` or ``episode_length``.
+    """
+    name = canonical_task_name(task)
+    action_repeat = _positive_int("action_repeat", action_repeat)
+    if episode_length is None:
+        episode_length = 1000 // action_repeat
+    episode_length = _positive_int("episode_length", episode_length)
+
+    playground_env = _load_playground_env(TASKS[name])
+    obs_dim, action_dim = _spec(TASKS[name])
+    return Env(
+        name=name,
+        obs_dim=obs_dim,
+        action_dim=action_dim,
+        action_repeat=action_repeat,
+        episode_length=episode_length,
+        playground_env=playground_env,
+    )

@@ -1,0 +1,228 @@
+"""Batched, auto-resetting wrapper around a mujoco_playground DMC environment.
+
+The wrapper turns a single-environment playground ``MjxEnv`` into a batch of
+``N`` environments that can be stepped inside ``jax.jit`` / ``jax.lax.scan``
+(and under an outer ``jax.vmap``, e.g. over seeds):
+
+* ``Env.reset(rng, num_envs)`` draws ``num_envs`` independent random initial
+  states.
+* ``Env.step(state, action)`` applies each action for ``action_repeat`` control
+  steps (rewards summed), truncates episodes after ``episode_length`` agent
+  steps, and auto-resets finished environments with *fresh* random initial
+  states (each environment carries its own PRNG key, split on every reset).
+
+Both methods are pure functions of their inputs, so trajectories are fully
+determined by the ``rng`` given to ``reset``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class EnvState(NamedTuple):
+    """State of a batch of ``N`` environments; every leaf has leading dim ``N``."""
+
+    physics: Any
+    """The playground ``State`` pytree of each environment."""
+    obs: jax.Array
+    """``[N, obs_dim]`` float32 current observation (reset obs right after a reset)."""
+    episode_step: jax.Array
+    """``[N]`` int32 agent steps taken in the current episode (0 after a reset)."""
+    episode_return: jax.Array
+    """``[N]`` float32 running return of the current episode."""
+    rng: jax.Array
+    """``[N]`` PRNG keys, one per environment, consumed by fresh resets."""
+
+
+class StepOut(NamedTuple):
+    """What one batched step reports; every leaf has leading dim ``N``."""
+
+    reward: jax.Array
+    """``[N]`` float32 reward, summed over the action repeat."""
+    done: jax.Array
+    """``[N]`` bool, the episode ended at this step (truncation or inner done).
+
+    Where ``done`` the returned state's ``obs`` is the *new* episode's reset
+    observation; the last observation of the old episode is ``final_obs``.
+    """
+    final_obs: jax.Array
+    """``[N, obs_dim]`` observation reached by this step, before any reset."""
+    episode_return: jax.Array
+    """``[N]`` float32 return of the episode that just ended (running return where not done)."""
+    episode_length: jax.Array
+    """``[N]`` int32 length in agent steps of that episode (valid where done)."""
+
+
+def _strong(tree: Any) -> Any:
+    """Drops weak types from every numeric leaf of ``tree``.
+
+    Playground environments produce some scalar leaves (e.g. ``reward``) that
+    are weakly typed in ``reset`` but not in ``step`` (or vice versa). Loop
+    carries in ``lax.scan`` / ``lax.fori_loop`` / ``lax.cond`` need identical
+    types, so every physics state leaving this module is normalised here.
+    """
+
+    def convert(x: jax.Array) -> jax.Array:
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return x
+        return jax.lax.convert_element_type(x, x.dtype)
+
+    return jax.tree_util.tree_map(convert, tree)
+
+
+def _select(mask: jax.Array, on_true: jax.Array, on_false: jax.Array) -> jax.Array:
+    """``jnp.where`` with a ``[N]`` mask broadcast over trailing dims of the leaves."""
+    mask = mask.reshape(mask.shape + (1,) * (on_false.ndim - mask.ndim))
+    return jnp.where(mask, on_true, on_false).astype(on_false.dtype)
+
+
+def _finite_or_zero(x: jax.Array) -> jax.Array:
+    """Replaces NaN/inf entries (diverged physics) by zero."""
+    return jnp.where(jnp.isfinite(x), x, jnp.zeros_like(x))
+
+
+def _split_each(keys: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Splits each of ``N`` keys in two: ``(carried keys, keys to consume)``."""
+    pairs = jax.vmap(jax.random.split)(keys)
+    return pairs[:, 0], pairs[:, 1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Env:
+    """A batch of auto-resetting DMC environments with action repeat.
+
+    Attributes:
+        name: canonical task name, e.g. ``"cheetah-run"``.
+        obs_dim: size of the flat float32 observation.
+        action_dim: size of the action; actions live in ``[-1, 1]``.
+        action_repeat: control steps per agent step (rewards are summed).
+        episode_length: episode length in agent steps (episodes are truncated).
+        playground_env: the wrapped single-environment playground ``MjxEnv``.
+    """
+
+    name: str
+    obs_dim: int
+    action_dim: int
+    action_repeat: int
+    episode_length: int
+    playground_env: Any = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def control_dt(self) -> float:
+        """Simulated seconds per agent step (playground ``ctrl_dt`` times the action repeat)."""
+        return float(self.playground_env.dt) * self.action_repeat
+
+    # ------------------------------------------------------------------ inner
+
+    def _inner_reset(self, keys: jax.Array) -> Any:
+        """Fresh random playground states for a ``[N]`` batch of keys."""
+        return _strong(jax.vmap(self.playground_env.reset)(keys))
+
+    def _inner_step(self, physics: Any, action: jax.Array) -> Any:
+        """One control step of every environment in the batch."""
+        return _strong(jax.vmap(self.playground_env.step)(physics, action))
+
+    def _repeat_step(self, physics: Any, action: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
+        """Applies ``action`` for ``action_repeat`` control steps.
+
+        Returns the final physics, the summed reward ``[N]`` and whether the
+        inner environment reported ``done`` (diverged physics) at any of the
+        control steps ``[N]``. Rewards after an inner ``done`` are ignored and
+        non-finite rewards count as zero.
+        """
+        num_envs = action.shape[0]
+
+        def control_step(_, carry):
+            physics, reward, inner_done = carry
+            physics = self._inner_step(physics, action)
+            reward = reward + jnp.where(inner_done, 0.0, _finite_or_zero(physics.reward))
+            inner_done = inner_done | physics.done.astype(bool)
+            return physics, reward, inner_done
+
+        init = (physics, jnp.zeros(num_envs, jnp.float32), jnp.zeros(num_envs, bool))
+        if self.action_repeat == 1:
+            return control_step(0, init)
+        return jax.lax.fori_loop(0, self.action_repeat, control_step, init)
+
+    def _reset_where(self, done: jax.Array, state: EnvState) -> EnvState:
+        """Replaces the environments where ``done`` by fresh random initial states.
+
+        The reset is computed for the whole batch (one vmapped inner reset) and
+        selected leaf by leaf; only the keys of reset environments advance.
+        """
+        next_rng, reset_keys = _split_each(state.rng)
+        fresh = self._inner_reset(reset_keys)
+        select = lambda new, old: _select(done, new, old)  # noqa: E731
+        return EnvState(
+            physics=jax.tree_util.tree_map(select, fresh, state.physics),
+            obs=select(fresh.obs.astype(jnp.float32), state.obs),
+            episode_step=select(jnp.zeros_like(state.episode_step), state.episode_step),
+            episode_return=select(jnp.zeros_like(state.episode_return), state.episode_return),
+            rng=select(next_rng, state.rng),
+        )
+
+    # ------------------------------------------------------------------ public
+
+    def reset(self, rng: jax.Array, num_envs: int) -> EnvState:
+        """Starts ``num_envs`` environments from independent random initial states.
+
+        Args:
+            rng: a PRNG key (raw ``uint32[2]`` or typed); fully determines the run.
+            num_envs: static batch size ``N``.
+        """
+        carried, reset_keys = _split_each(jax.random.split(rng, num_envs))
+        physics = self._inner_reset(reset_keys)
+        return EnvState(
+            physics=physics,
+            obs=physics.obs.astype(jnp.float32),
+            episode_step=jnp.zeros(num_envs, jnp.int32),
+            episode_return=jnp.zeros(num_envs, jnp.float32),
+            rng=carried,
+        )
+
+    def step(self, state: EnvState, action: jax.Array) -> tuple[EnvState, StepOut]:
+        """Advances every environment by one agent step and auto-resets finished ones.
+
+        Args:
+            state: the batch state from ``reset`` or a previous ``step``.
+            action: ``[N, action_dim]`` actions; clipped to ``[-1, 1]``.
+
+        Returns:
+            ``(next_state, out)``. Where ``out.done`` the episode ended (after
+            ``episode_length`` agent steps, or on an inner ``done`` such as
+            diverged physics) and ``next_state`` already holds a fresh episode.
+        """
+        action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
+        physics, reward, inner_done = self._repeat_step(state.physics, action)
+
+        final_obs = _finite_or_zero(physics.obs.astype(jnp.float32))
+        episode_step = state.episode_step + 1
+        episode_return = state.episode_return + reward
+        done = inner_done | (episode_step >= self.episode_length)
+
+        out = StepOut(
+            reward=reward,
+            done=done,
+            final_obs=final_obs,
+            episode_return=episode_return,
+            episode_length=episode_step,
+        )
+        stepped = EnvState(
+            physics=physics,
+            obs=final_obs,
+            episode_step=episode_step,
+            episode_return=episode_return,
+            rng=state.rng,
+        )
+        next_state = jax.lax.cond(
+            jnp.any(done),
+            lambda s: self._reset_where(done, s),
+            lambda s: s,
+            stepped,
+        )
+        return next_state, out

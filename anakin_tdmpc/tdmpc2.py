@@ -1,0 +1,324 @@
+"""TD-MPC2 (Hansen, Su, Wang; ICLR 2024, arXiv 2310.16828) in JAX, read top to bottom.
+
+  world model   encoder h(s) -> z (SimNorm latent), dynamics d(z, a) -> z', reward R(z, a) (two-hot),
+                policy prior pi(z) (tanh Gaussian), ensemble of Q(z, a) (two-hot, dropout), target Qs
+  planning      MPPI in latent space, warm-started from the previous step's mean shifted by one,
+                with `num_pi_trajs` trajectories proposed by the policy prior
+  learning      one update = model losses (consistency, reward, value) on a latent rollout of H steps,
+                then the policy loss on the detached rollout, then a Polyak step of the target Qs
+
+The algorithm surface used by the fused loop (`anakin.py`) is the `TDMPC2` class:
+`init(rng) -> AgentState`, `act(agent, obs, plan_mean, rng, eval_mode) -> (action, plan_mean)` for a
+batch of N observations, and `update(agent, batch, rng) -> (agent, metrics)`. All are pure functions of
+arrays; the configuration is static Python data held by the class.
+
+Defaults follow the paper and the official config.yaml (see ../shared/REFERENCE.md). Two details come
+from the official code rather than the paper text: "avg" Q estimates (planning, policy loss) average
+two randomly chosen ensemble members, and the entropy bonus is the pre-squash Gaussian entropy scaled
+by the action dimension ("scaled_entropy").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from anakin_tdmpc import networks as nets
+
+
+@dataclasses.dataclass(frozen=True)
+class TDMPC2Config:
+    # model (5M preset; see config.MODEL_SIZES)
+    latent_dim: int = 512
+    enc_dim: int = 256
+    num_enc_layers: int = 2
+    mlp_dim: int = 512
+    num_q: int = 5
+    dropout: float = 0.01
+    simnorm_dim: int = 8
+    num_bins: int = 101
+    vmin: float = -10.0
+    vmax: float = 10.0
+    log_std_min: float = -10.0
+    log_std_max: float = 2.0
+    # optimisation
+    lr: float = 3e-4
+    enc_lr_scale: float = 0.3
+    pi_adam_eps: float = 1e-5
+    grad_clip_norm: float = 20.0
+    tau: float = 0.01
+    batch_size: int = 256
+    rho: float = 0.5
+    consistency_coef: float = 20.0
+    reward_coef: float = 0.1
+    value_coef: float = 0.1
+    entropy_coef: float = 1e-4
+    scale_tau: float = 0.01
+    # planning
+    horizon: int = 3
+    iterations: int = 6
+    num_samples: int = 512
+    num_elites: int = 64
+    num_pi_trajs: int = 24
+    min_std: float = 0.05
+    max_std: float = 2.0
+    temperature: float = 0.5
+    # discount heuristic
+    discount_denom: float = 5.0
+    discount_min: float = 0.95
+    discount_max: float = 0.995
+
+
+def discount_for(episode_length: int, denom: float = 5.0, lo: float = 0.95, hi: float = 0.995) -> float:
+    """TD-MPC2's heuristic: frac = L / denom, gamma = clip((frac - 1) / frac, lo, hi) (0.99 for L = 500)."""
+    frac = episode_length / denom
+    return float(min(max((frac - 1) / frac, lo), hi))
+
+
+def planner_iterations(cfg: TDMPC2Config, action_dim: int) -> int:
+    """MPPI iterations: the configured number, +2 for large action spaces (action dim >= 20)."""
+    return cfg.iterations + 2 * int(action_dim >= 20)
+
+
+class AgentState(NamedTuple):
+    params: Any  # {"encoder", "dynamics", "reward", "pi", "qs" (stacked ensemble)}
+    target_qs: Any  # Polyak-averaged copy of params["qs"]
+    model_opt: Any  # Adam state of encoder / dynamics / reward / Qs
+    pi_opt: Any  # Adam state of the policy prior
+    scale: jax.Array  # running scale of Q-values in the policy loss (starts at 1)
+    updates: jax.Array  # number of updates applied
+
+
+class TDMPC2:
+    """TD-MPC2 for one task: a static config plus pure functions of (AgentState, arrays)."""
+
+    def __init__(self, cfg: TDMPC2Config, obs_dim: int, action_dim: int, episode_length: int):
+        if cfg.latent_dim % cfg.simnorm_dim:
+            raise ValueError(f"latent_dim {cfg.latent_dim} must be a multiple of simnorm_dim {cfg.simnorm_dim}")
+        if cfg.num_q < 2:
+            raise ValueError("TD-MPC2 needs num_q >= 2 (targets use the min of two random Q-functions)")
+        if not 0 <= cfg.num_pi_trajs < cfg.num_samples or not 0 < cfg.num_elites <= cfg.num_samples:
+            raise ValueError("planner needs 0 <= num_pi_trajs < num_samples and 0 < num_elites <= num_samples")
+        self.cfg = cfg
+        self.obs_dim, self.action_dim, self.episode_length = obs_dim, action_dim, episode_length
+        self.discount = discount_for(episode_length, cfg.discount_denom, cfg.discount_min, cfg.discount_max)
+        self.iterations = planner_iterations(cfg, action_dim)
+        latent_act = lambda x: nets.simnorm(x, cfg.simnorm_dim)  # noqa: E731
+        hidden = (cfg.mlp_dim, cfg.mlp_dim)
+        self.encoder = nets.MLP((cfg.enc_dim,) * (cfg.num_enc_layers - 1), cfg.latent_dim, out_act=latent_act)
+        self.dynamics = nets.MLP(hidden, cfg.latent_dim, out_act=latent_act)
+        self.reward_net = nets.MLP(hidden, cfg.num_bins, zero_out=True)
+        self.pi_net = nets.MLP(hidden, 2 * action_dim)
+        self.q_net = nets.MLP(hidden, cfg.num_bins, dropout=cfg.dropout, zero_out=True)
+        enc_labels = lambda p: {k: jax.tree.map(lambda _: "enc" if k == "encoder" else "rest", v) for k, v in p.items()}  # noqa: E731
+        self.model_optim = optax.chain(
+            optax.clip_by_global_norm(cfg.grad_clip_norm),
+            optax.multi_transform(
+                {"enc": optax.adam(cfg.lr * cfg.enc_lr_scale), "rest": optax.adam(cfg.lr)}, enc_labels
+            ),
+        )
+        self.pi_optim = optax.chain(
+            optax.clip_by_global_norm(cfg.grad_clip_norm), optax.adam(cfg.lr, eps=cfg.pi_adam_eps)
+        )
+
+    # ----------------------------------------------------------------------------------- init
+
+    def init(self, rng: jax.Array) -> AgentState:
+        cfg = self.cfg
+        k_enc, k_dyn, k_rew, k_pi, k_q = jax.random.split(rng, 5)
+        obs = jnp.zeros((1, self.obs_dim))
+        za = jnp.zeros((1, cfg.latent_dim + self.action_dim))
+        params = {
+            "encoder": self.encoder.init(k_enc, obs)["params"],
+            "dynamics": self.dynamics.init(k_dyn, za)["params"],
+            "reward": self.reward_net.init(k_rew, za)["params"],
+            "pi": self.pi_net.init(k_pi, jnp.zeros((1, cfg.latent_dim)))["params"],
+            "qs": nets.init_ensemble(self.q_net, k_q, cfg.num_q, za),
+        }
+        return AgentState(
+            params=params,
+            target_qs=params["qs"],
+            model_opt=self.model_optim.init(self._model_part(params)),
+            pi_opt=self.pi_optim.init(params["pi"]),
+            scale=jnp.ones((), jnp.float32),
+            updates=jnp.zeros((), jnp.int32),
+        )
+
+    @staticmethod
+    def _model_part(params):
+        return {k: params[k] for k in ("encoder", "dynamics", "reward", "qs")}
+
+    # ------------------------------------------------------------------------- model pieces
+
+    def encode(self, params, obs: jax.Array) -> jax.Array:
+        return self.encoder.apply({"params": params["encoder"]}, obs)
+
+    def next(self, params, z: jax.Array, a: jax.Array) -> jax.Array:
+        return self.dynamics.apply({"params": params["dynamics"]}, jnp.concatenate([z, a], -1))
+
+    def reward_logits(self, params, z: jax.Array, a: jax.Array) -> jax.Array:
+        return self.reward_net.apply({"params": params["reward"]}, jnp.concatenate([z, a], -1))
+
+    def scalar(self, logits: jax.Array) -> jax.Array:
+        cfg = self.cfg
+        return nets.two_hot_inv(logits, cfg.num_bins, cfg.vmin, cfg.vmax)
+
+    def pi(self, pi_params, z: jax.Array, rng: jax.Array):
+        """Sample from the squashed Gaussian policy prior -> (action, mean action, scaled entropy)."""
+        cfg = self.cfg
+        mu, raw_log_std = jnp.split(self.pi_net.apply({"params": pi_params}, z), 2, axis=-1)
+        log_std = cfg.log_std_min + 0.5 * (cfg.log_std_max - cfg.log_std_min) * (jnp.tanh(raw_log_std) + 1)
+        eps = jax.random.normal(rng, mu.shape)
+        gaussian_log_prob = jnp.sum(-0.5 * eps**2 - log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
+        action = jnp.tanh(mu + eps * jnp.exp(log_std))
+        scaled_entropy = -gaussian_log_prob * self.action_dim
+        return action, jnp.tanh(mu), scaled_entropy
+
+    def q_all(self, q_params, z: jax.Array, a: jax.Array, dropout_rng=None) -> jax.Array:
+        """Logits of every ensemble member -> [num_q, ..., num_bins]."""
+        return nets.apply_ensemble(self.q_net, q_params, jnp.concatenate([z, a], -1), dropout_rng)
+
+    def q_two(self, q_params, z: jax.Array, a: jax.Array, rng: jax.Array, reduce: str) -> jax.Array:
+        """Min ("min") or mean ("avg") of two randomly chosen ensemble members, as scalars."""
+        idx = jax.random.choice(rng, self.cfg.num_q, (2,), replace=False)
+        q = self.scalar(self.q_all(nets.select_members(q_params, idx), z, a))
+        return jnp.min(q, axis=0) if reduce == "min" else jnp.mean(q, axis=0)
+
+    # ------------------------------------------------------------------------------ planning
+
+    def estimate_value(self, params, z: jax.Array, actions: jax.Array, rng: jax.Array) -> jax.Array:
+        """Discounted model return of action sequences [H, S, A] from latents [S, L], plus terminal Q."""
+        ret, disc = jnp.zeros(z.shape[:-1]), 1.0
+        for t in range(self.cfg.horizon):
+            ret = ret + disc * self.scalar(self.reward_logits(params, z, actions[t]))
+            z = self.next(params, z, actions[t])
+            disc = disc * self.discount
+        k_pi, k_q = jax.random.split(rng)
+        a, _, _ = self.pi(params["pi"], z, k_pi)
+        return ret + disc * self.q_two(params["qs"], z, a, k_q, "avg")
+
+    def plan(self, params, obs: jax.Array, prev_mean: jax.Array, rng: jax.Array, eval_mode: bool):
+        """MPPI for ONE observation [obs_dim] -> (action [A], new mean [H, A]); vmapped by `act`."""
+        cfg, A, H = self.cfg, self.action_dim, self.cfg.horizon
+        num_sampled = cfg.num_samples - cfg.num_pi_trajs
+        k_pi, k_iter, k_pick, k_noise = jax.random.split(rng, 4)
+        z = self.encode(params, obs)
+
+        # trajectories proposed by the policy prior
+        pi_actions = []
+        if cfg.num_pi_trajs > 0:
+            zp = jnp.broadcast_to(z, (cfg.num_pi_trajs, z.shape[-1]))
+            for t, k in enumerate(jax.random.split(k_pi, H)):
+                a, _, _ = self.pi(params["pi"], zp, k)
+                pi_actions.append(a)
+                if t < H - 1:
+                    zp = self.next(params, zp, a)
+        pi_actions = jnp.stack(pi_actions) if pi_actions else jnp.zeros((H, 0, A))
+
+        # warm start: previous mean shifted by one step (zeros at an episode start)
+        mean = jnp.concatenate([prev_mean[1:], jnp.zeros((1, A))], axis=0)
+        std = jnp.full((H, A), cfg.max_std)
+        zs = jnp.broadcast_to(z, (cfg.num_samples, z.shape[-1]))
+
+        def mppi_iteration(carry, key):
+            mean, std = carry
+            k_sample, k_value = jax.random.split(key)
+            noise = jax.random.normal(k_sample, (H, num_sampled, A))
+            sampled = jnp.clip(mean[:, None] + std[:, None] * noise, -1.0, 1.0)
+            actions = jnp.concatenate([pi_actions, sampled], axis=1)
+            value = jnp.nan_to_num(self.estimate_value(params, zs, actions, k_value))
+            elite_value, elite_idx = jax.lax.top_k(value, cfg.num_elites)
+            elite_actions = actions[:, elite_idx]
+            score = jnp.exp(cfg.temperature * (elite_value - jnp.max(elite_value)))
+            score = score / jnp.sum(score)
+            mean = jnp.sum(score[None, :, None] * elite_actions, axis=1) / (jnp.sum(score) + 1e-9)
+            var = jnp.sum(score[None, :, None] * (elite_actions - mean[:, None]) ** 2, axis=1)
+            std = jnp.clip(jnp.sqrt(var / (jnp.sum(score) + 1e-9)), cfg.min_std, cfg.max_std)
+            return (mean, std), (elite_actions, score)
+
+        (mean, std), (elites, scores) = jax.lax.scan(
+            mppi_iteration, (mean, std), jax.random.split(k_iter, self.iterations)
+        )
+        # execute the first action of one elite drawn by its score (last iteration's elites)
+        pick = jax.random.categorical(k_pick, jnp.log(scores[-1]))
+        action = elites[-1][0, pick]
+        if not eval_mode:
+            action = action + std[0] * jax.random.normal(k_noise, (A,))
+        return jnp.clip(action, -1.0, 1.0), mean
+
+    def act(self, agent: AgentState, obs: jax.Array, plan_mean: jax.Array, rng: jax.Array, eval_mode: bool = False):
+        """Plan for a batch of observations [N, obs_dim] with warm starts [N, H, A]."""
+        keys = jax.random.split(rng, obs.shape[0])
+        return jax.vmap(lambda o, m, k: self.plan(agent.params, o, m, k, eval_mode))(obs, plan_mean, keys)
+
+    def initial_plan_mean(self, num_envs: int) -> jax.Array:
+        return jnp.zeros((num_envs, self.cfg.horizon, self.action_dim))
+
+    # ------------------------------------------------------------------------------ learning
+
+    def update(self, agent: AgentState, batch, rng: jax.Array):
+        """One gradient step on a batch of sequences: obs [H+1, B, D], action [H, B, A], reward [H, B]."""
+        cfg, H = self.cfg, self.cfg.horizon
+        k_target, k_dropout, k_pi, k_qpi = jax.random.split(rng, 4)
+        params = agent.params
+        rho = cfg.rho ** jnp.arange(H + 1, dtype=jnp.float32)
+
+        # targets: online encoder for the next latents, min of two random target Qs for the TD target
+        next_z = jax.lax.stop_gradient(self.encode(params, batch.obs[1:]))
+        k_tpi, k_tq = jax.random.split(k_target)
+        next_a, _, _ = self.pi(params["pi"], next_z, k_tpi)
+        td_target = batch.reward + self.discount * self.q_two(agent.target_qs, next_z, next_a, k_tq, "min")
+        td_target = jax.lax.stop_gradient(td_target)
+
+        def model_loss(model_params):
+            p = {**params, **model_params}
+            z = self.encode(p, batch.obs[0])
+            zs, consistency = [z], 0.0
+            for t in range(H):
+                z = self.next(p, z, batch.action[t])
+                consistency = consistency + rho[t] * jnp.mean((z - next_z[t]) ** 2)
+                zs.append(z)
+            zs = jnp.stack(zs)
+            reward_ce = nets.soft_ce(
+                self.reward_logits(p, zs[:-1], batch.action), batch.reward, cfg.num_bins, cfg.vmin, cfg.vmax
+            )  # [H, B]
+            q_ce = nets.soft_ce(
+                self.q_all(p["qs"], zs[:-1], batch.action, k_dropout), td_target[None], cfg.num_bins, cfg.vmin, cfg.vmax
+            )  # [num_q, H, B]
+            consistency = consistency / H
+            reward_loss = jnp.sum(rho[:H] * reward_ce.mean(-1)) / H
+            value_loss = jnp.sum(rho[:H] * q_ce.mean(-1).sum(0)) / (H * cfg.num_q)
+            total = cfg.consistency_coef * consistency + cfg.reward_coef * reward_loss + cfg.value_coef * value_loss
+            return total, (zs, {"consistency_loss": consistency, "reward_loss": reward_loss, "value_loss": value_loss, "total_loss": total})
+
+        model_params = self._model_part(params)
+        (_, (zs, metrics)), grads = jax.value_and_grad(model_loss, has_aux=True)(model_params)
+        step, model_opt = self.model_optim.update(grads, agent.model_opt, model_params)
+        model_params = optax.apply_updates(model_params, step)
+        params = {**params, **model_params}
+        metrics["grad_norm"] = optax.tree.norm(grads)
+
+        # policy prior: maximise scaled Q (avg of two random members) + entropy on the detached rollout
+        zs = jax.lax.stop_gradient(zs)
+        k_pick = jax.random.split(k_qpi)[0]
+
+        def pi_loss(pi_params, scale):
+            a, _, scaled_entropy = self.pi(pi_params, zs, k_pi)
+            q = self.q_two(params["qs"], zs, a, k_pick, "avg")  # [H+1, B]
+            lo, hi = jnp.percentile(jax.lax.stop_gradient(q[0]), jnp.array([5.0, 95.0]))
+            scale = scale + cfg.scale_tau * (jnp.maximum(hi - lo, 1.0) - scale)
+            objective = cfg.entropy_coef * scaled_entropy + q / scale
+            return jnp.mean(-objective.mean(-1) * rho), (scale, scaled_entropy.mean())
+
+        (pi_value, (scale, entropy)), pi_grads = jax.value_and_grad(pi_loss, has_aux=True)(params["pi"], agent.scale)
+        pi_step, pi_opt = self.pi_optim.update(pi_grads, agent.pi_opt, params["pi"])
+        params = {**params, "pi": optax.apply_updates(params["pi"], pi_step)}
+        target_qs = optax.incremental_update(params["qs"], agent.target_qs, cfg.tau)
+
+        metrics.update(pi_loss=pi_value, pi_grad_norm=optax.tree.norm(pi_grads), pi_scale=scale, pi_entropy=entropy)
+        new_agent = AgentState(params, target_qs, model_opt, pi_opt, jax.lax.stop_gradient(scale), agent.updates + 1)
+        return new_agent, metrics

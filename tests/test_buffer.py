@@ -1,0 +1,398 @@
+"""Tests for the on-device replay buffer (anakin_tdmpc.buffer).
+
+Synthetic data encodes where every value came from, so each sampled window can
+be decoded and checked:
+
+* ``obs[..., 0] = env``, ``obs[..., 1] = t`` (global insertion time),
+  ``obs[..., 2] = episode_step``;
+* ``action[..., 0] = env``, ``action[..., 1] = t``;
+* ``reward = env * 1e5 + t``.
+
+Episode steps follow ``(t + phase[env]) % ep_len[env]``, i.e. episodes of fixed
+length per env with per-env phase so resets are not aligned across envs.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from anakin_tdmpc import buffer
+
+OBS_DIM = 4
+ACT_DIM = 2
+NO_RESET = 10**6  # episode length that never resets within a test
+
+
+# ---------------------------------------------------------------------------
+# Helpers.
+# ---------------------------------------------------------------------------
+
+
+def synthetic_row(t, ep_lens, phases):
+    """One insertion row for all envs at global time ``t`` (see module docstring)."""
+    num_envs = ep_lens.shape[0]
+    env = jnp.arange(num_envs, dtype=jnp.float32)
+    tf = jnp.asarray(t, jnp.float32)
+    step = ((t + phases) % ep_lens).astype(jnp.int32)
+    obs = jnp.zeros((num_envs, OBS_DIM), jnp.float32)
+    obs = obs.at[:, 0].set(env).at[:, 1].set(tf).at[:, 2].set(step.astype(jnp.float32))
+    action = jnp.zeros((num_envs, ACT_DIM), jnp.float32).at[:, 0].set(env).at[:, 1].set(tf)
+    reward = env * 1e5 + tf
+    return obs, action, reward, step
+
+
+@functools.partial(jax.jit, static_argnames="num_steps")
+def fill(state, num_steps, ep_lens, phases, num_active=None):
+    """Insert rows for ``t = 0 .. num_steps-1`` (only ``t < num_active`` if given)."""
+    ep_lens = jnp.asarray(ep_lens, jnp.int32)
+    phases = jnp.asarray(phases, jnp.int32)
+
+    def body(state, t):
+        new = buffer.add(state, *synthetic_row(t, ep_lens, phases))
+        if num_active is None:
+            return new, None
+        active = t < num_active
+        return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state), None
+
+    state, _ = jax.lax.scan(body, state, jnp.arange(num_steps, dtype=jnp.int32))
+    return state
+
+
+def make_filled(capacity, num_envs, seq_len, num_steps, ep_lens=NO_RESET, phases=0):
+    state = buffer.init(capacity, num_envs, OBS_DIM, ACT_DIM, seq_len)
+    ep_lens = np.broadcast_to(np.asarray(ep_lens), (num_envs,))
+    phases = np.broadcast_to(np.asarray(phases), (num_envs,))
+    return fill(state, num_steps, ep_lens, phases)
+
+
+sample_jit = jax.jit(buffer.sample, static_argnames=("batch_size", "seq_len", "num_candidates"))
+starts_jit = jax.jit(buffer.sample_starts, static_argnames=("batch_size", "seq_len", "num_candidates"))
+
+
+def check_windows(batch, num_written, num_rows):
+    """Assert every window is valid; return decoded ``(env, t0)`` arrays of shape [B]."""
+    obs = np.asarray(batch.obs)
+    action = np.asarray(batch.action)
+    reward = np.asarray(batch.reward)
+    seq_len = obs.shape[0]
+    env, t, step = obs[..., 0], obs[..., 1], obs[..., 2]
+    # One env per window.
+    np.testing.assert_array_equal(env, np.broadcast_to(env[:1], env.shape))
+    # Consecutive insertion times: no jump across the write pointer or across envs.
+    np.testing.assert_array_equal(np.diff(t, axis=0), 1.0)
+    # Within one episode: episode step strictly +1 along the window.
+    np.testing.assert_array_equal(np.diff(step, axis=0), 1.0)
+    # Inside the written range, oldest -> newest.
+    oldest_t = max(num_written - num_rows, 0)
+    assert t[0].min() >= oldest_t
+    assert t[-1].max() <= num_written - 1
+    # Actions / rewards of rows r .. r+H-1 belong to obs rows r .. r+H-1.
+    np.testing.assert_array_equal(action[..., 0], env[: seq_len - 1])
+    np.testing.assert_array_equal(action[..., 1], t[: seq_len - 1])
+    np.testing.assert_array_equal(reward, env[: seq_len - 1] * 1e5 + t[: seq_len - 1])
+    return env[0].astype(np.int64), t[0].astype(np.int64)
+
+
+def brute_force_valid(state, seq_len):
+    """Reference validity mask [T, N] computed by walking every window in numpy."""
+    steps = np.asarray(state.episode_step)
+    num_rows, num_envs = steps.shape
+    size, pointer = int(state.size), int(state.pointer)
+    oldest = (pointer - size) % num_rows
+    valid = np.zeros((num_rows, num_envs), bool)
+    for offset in range(size - seq_len + 1):
+        rows = (oldest + offset + np.arange(seq_len)) % num_rows
+        window = steps[rows]  # [L, N]
+        valid[rows[0]] = np.all(np.diff(window, axis=0) == 1, axis=0)
+    return valid
+
+
+# ---------------------------------------------------------------------------
+# Sizing, init, add.
+# ---------------------------------------------------------------------------
+
+
+def test_rows_for_and_memory_bytes():
+    assert buffer.rows_for(1_000_000, 16, 4) == 62_500
+    # 62_500 rows * 16 envs * (4 * (24 + 6) + 4 + 4) bytes + 2 int32 scalars.
+    assert buffer.memory_bytes(1_000_000, 16, 24, 6, 4) == 128_000_008
+    assert buffer.rows_for(1_000_001, 16, 4) == 62_501  # ceil
+    assert buffer.rows_for(5, 8, 4) == 4  # at least seq_len rows
+    assert buffer.rows_for(7, 1, 4) == 7
+    with pytest.raises(ValueError):
+        buffer.rows_for(0, 16, 4)
+
+
+def test_init_shapes_and_dtypes():
+    state = buffer.init(100, 3, OBS_DIM, ACT_DIM, 4)
+    assert state.obs.shape == (34, 3, OBS_DIM) and state.obs.dtype == jnp.float32
+    assert state.action.shape == (34, 3, ACT_DIM) and state.action.dtype == jnp.float32
+    assert state.reward.shape == (34, 3) and state.reward.dtype == jnp.float32
+    assert state.episode_step.shape == (34, 3) and state.episode_step.dtype == jnp.int32
+    assert np.all(np.asarray(state.episode_step) == -1)
+    assert state.pointer.dtype == jnp.int32 and state.size.dtype == jnp.int32
+    assert int(state.pointer) == 0 and int(state.size) == 0
+    assert int(buffer.num_valid_windows(state, 4)) == 0
+
+
+def test_add_writes_row_and_wraps():
+    state = buffer.init(8, 2, OBS_DIM, ACT_DIM, 4)  # T = 4
+    ep_lens, phases = jnp.full((2,), NO_RESET), jnp.zeros((2,), jnp.int32)
+    add = jax.jit(buffer.add)
+    for t in range(6):
+        state = add(state, *synthetic_row(t, ep_lens, phases))
+        assert int(state.pointer) == (t + 1) % 4
+        assert int(state.size) == min(t + 1, 4)
+    # Rows hold t = 4, 5, 2, 3 after wrapping.
+    np.testing.assert_array_equal(np.asarray(state.obs[:, 0, 1]), [4, 5, 2, 3])
+    np.testing.assert_array_equal(np.asarray(state.obs[:, 1, 0]), [1, 1, 1, 1])
+    np.testing.assert_array_equal(np.asarray(state.reward[:, 1]), 1e5 + np.array([4, 5, 2, 3]))
+    np.testing.assert_array_equal(np.asarray(state.episode_step[:, 0]), [4, 5, 2, 3])
+
+
+def test_add_is_in_place_when_donated():
+    state = buffer.init(1000, 3, OBS_DIM, ACT_DIM, 4)
+    row = synthetic_row(0, jnp.full((3,), NO_RESET), jnp.zeros((3,), jnp.int32))
+    add = jax.jit(buffer.add, donate_argnums=0)
+    compiled = add.lower(state, *row).compile()
+    assert "input_output_alias" in compiled.as_text()  # outputs alias the donated inputs
+    new_state = add(state, *row)
+    assert state.obs.is_deleted()  # the donated buffer was consumed, not copied
+    assert int(new_state.size) == 1
+
+
+def test_num_valid_windows_matches_brute_force():
+    for num_steps, ep_lens in [(3, 7), (30, 7), (95, 7), (95, [2, 4, 9]), (95, NO_RESET)]:
+        state = make_filled(120, 3, 4, num_steps, ep_lens=ep_lens, phases=[0, 2, 5])
+        mask = brute_force_valid(state, 4)
+        np.testing.assert_array_equal(np.asarray(buffer.valid_start_mask(state, 4)), mask)
+        assert int(buffer.num_valid_windows(state, 4)) == mask.sum()
+
+
+# ---------------------------------------------------------------------------
+# Sampling: shapes, jit, scan.
+# ---------------------------------------------------------------------------
+
+
+def test_sample_shapes_and_dtypes():
+    state = make_filled(300, 3, 4, 50)
+    batch = sample_jit(state, jax.random.key(0), batch_size=32, seq_len=4)
+    assert isinstance(batch, buffer.Batch)
+    assert batch.obs.shape == (4, 32, OBS_DIM) and batch.obs.dtype == jnp.float32
+    assert batch.action.shape == (3, 32, ACT_DIM) and batch.action.dtype == jnp.float32
+    assert batch.reward.shape == (3, 32) and batch.reward.dtype == jnp.float32
+    check_windows(batch, 50, 100)
+    # Works with legacy uint32 keys too.
+    check_windows(sample_jit(state, jax.random.PRNGKey(1), batch_size=8, seq_len=4), 50, 100)
+
+
+def test_sample_inside_scan_that_adds():
+    seq_len, num_envs, capacity = 4, 3, 60  # T = 20
+    ep_lens = jnp.array([7, 9, NO_RESET], jnp.int32)
+    phases = jnp.array([0, 3, 0], jnp.int32)
+
+    @jax.jit
+    def run(state, rng):
+        def body(state, inp):
+            t, key = inp
+            state = buffer.add(state, *synthetic_row(t, ep_lens, phases))
+            return state, buffer.sample(state, key, 16, seq_len)
+
+        steps = jnp.arange(45, dtype=jnp.int32)
+        return jax.lax.scan(body, state, (steps, jax.random.split(rng, 45)))
+
+    state, batches = run(buffer.init(capacity, num_envs, OBS_DIM, ACT_DIM, seq_len), jax.random.key(3))
+    assert batches.obs.shape == (45, seq_len, 16, OBS_DIM)
+    # Env 2 never resets, so from step L-1 on every step has a valid window.
+    for step in range(seq_len - 1, 45):
+        batch = jax.tree.map(lambda x: x[step], batches)
+        check_windows(batch, step + 1, 20)
+    assert int(state.size) == 20 and int(state.pointer) == 45 % 20
+
+
+# ---------------------------------------------------------------------------
+# Sampling: validity.
+# ---------------------------------------------------------------------------
+
+
+def test_never_crosses_reset():
+    # N = 3, episodes of length 7 (episode_step 0..6), unaligned, after wrap-around.
+    seq_len, num_steps = 4, 200
+    state = make_filled(180, 3, seq_len, num_steps, ep_lens=7, phases=[0, 2, 5])  # T = 60
+    env, row, fallback = starts_jit(state, jax.random.key(0), batch_size=20_000, seq_len=seq_len)
+    batch = buffer.gather(state, env, row, seq_len)
+    check_windows(batch, num_steps, 60)
+    # 3/7 of proposals are invalid: the K = 8 fallback fires with prob ~1e-3 per entry.
+    assert 0 < int(fallback.sum()) < 100
+
+
+@pytest.mark.parametrize("num_candidates", [1, 8])
+@pytest.mark.parametrize("ep_lens", [4, 5, [2, 4, 5], [1, 1, 5]])
+def test_never_crosses_reset_tiny_episodes_fallback(ep_lens, num_candidates):
+    # Episode length H+1 or H+2 (a single or two valid starts per episode), and
+    # envs whose episodes are too short to hold any window (the fallback must
+    # then move to another env).
+    seq_len, num_steps = 4, 77
+    state = make_filled(150, 3, seq_len, num_steps, ep_lens=ep_lens, phases=[0, 1, 3])  # T = 50
+    env, row, fallback = starts_jit(
+        state, jax.random.key(1), batch_size=20_000, seq_len=seq_len, num_candidates=num_candidates
+    )
+    check_windows(buffer.gather(state, env, row, seq_len), num_steps, 50)
+    if num_candidates == 1:
+        assert int(fallback.sum()) > 1000  # the fallback path is exercised heavily
+    # Every returned start is valid, including the fixed-up ones.
+    mask = brute_force_valid(state, seq_len)
+    assert mask[np.asarray(row), np.asarray(env)].all()
+
+
+def test_single_valid_window_is_always_found():
+    # T = 8, N = 2, L = 4: env 0 resets every step; env 1 holds exactly one
+    # episode long enough (steps 0,1,2,3 at rows 2..5).
+    state = buffer.init(16, 2, OBS_DIM, ACT_DIM, 4)
+    add = jax.jit(buffer.add)
+    steps = np.array([[0, 0], [0, 1], [0, 0], [0, 1], [0, 2], [0, 3], [0, 0], [0, 1]], np.int32)
+    for t in range(8):
+        obs, action, reward, _ = synthetic_row(t, jnp.full((2,), NO_RESET), jnp.zeros((2,), jnp.int32))
+        obs = obs.at[:, 2].set(steps[t].astype(np.float32))
+        state = add(state, obs, action, reward, jnp.asarray(steps[t]))
+    assert int(buffer.num_valid_windows(state, 4)) == 1
+    env, row, fallback = starts_jit(state, jax.random.key(2), batch_size=1000, seq_len=4)
+    assert np.all(np.asarray(env) == 1) and np.all(np.asarray(row) == 2)
+    assert int(fallback.sum()) > 0  # 1 of 10 proposals is valid: (9/10)^8 ~ 43% need the fix-up
+    check_windows(sample_jit(state, jax.random.key(3), batch_size=100, seq_len=4), 8, 8)
+
+
+def test_first_true_from_matches_brute_force():
+    rng = np.random.default_rng(0)
+    search = jax.jit(jax.vmap(buffer._first_true_from, in_axes=(0, None)))
+    for size in [1, 3, 16, 17, 257]:
+        masks = np.stack([rng.random(size) < density for density in [0.0, 0.02, 0.3, 1.0]])
+        starts = np.arange(size, dtype=np.int32)
+        index, found = map(np.asarray, search(jnp.asarray(masks), jnp.asarray(starts)))
+        for mask, idx, fnd in zip(masks, index, found):
+            assert np.all(fnd == mask.any())
+            if mask.any():
+                expected = [next(j % size for j in range(s, s + size) if mask[j % size]) for s in starts]
+                np.testing.assert_array_equal(idx, expected)
+
+
+def test_fallback_fix_up_maps_to_next_valid_start():
+    state = make_filled(150, 3, 4, 77, ep_lens=[2, 4, 5], phases=[0, 1, 3])  # T = 50
+    mask = brute_force_valid(state, 4)  # [T, N]
+    rows, envs = np.meshgrid(np.arange(50), np.arange(3), indexing="ij")
+    env, row = buffer._next_valid_start(state, jnp.asarray(envs.ravel()), jnp.asarray(rows.ravel()), 4)
+    flat_valid = mask.ravel()  # row-major (row, env) order
+    for q, (e, r) in enumerate(zip(np.asarray(env), np.asarray(row))):
+        expected = next(j % flat_valid.size for j in range(q, q + flat_valid.size) if flat_valid[j % flat_valid.size])
+        assert (r, e) == divmod(expected, 3)
+
+
+@pytest.mark.parametrize("ep_lens", [NO_RESET, 7])
+@pytest.mark.parametrize("num_steps", [10, 20, 53, 60])
+def test_never_crosses_write_pointer(num_steps, ep_lens):
+    seq_len, num_rows = 4, 20
+    state = make_filled(60, 3, seq_len, num_steps, ep_lens=ep_lens, phases=[0, 2, 5])
+    batch = sample_jit(state, jax.random.key(num_steps), batch_size=5000, seq_len=seq_len)
+    env, t0 = check_windows(batch, num_steps, num_rows)  # consecutive t, inside [oldest, newest]
+    if ep_lens == NO_RESET:
+        assert int(buffer.num_valid_windows(state, seq_len)) == 3 * (min(num_steps, num_rows) - seq_len + 1)
+        # Windows touching the newest row and the oldest row are both reachable.
+        assert t0.max() == num_steps - seq_len
+        assert t0.min() == max(num_steps - num_rows, 0)
+
+
+# ---------------------------------------------------------------------------
+# Sampling: uniformity.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ep_lens", [NO_RESET, 7])
+def test_uniform_over_valid_starts(ep_lens):
+    """Empirical (env, start) histogram vs. uniform over valid starts.
+
+    Bounds (fixed seed, n = 400k samples): with ~100-141 valid cells the
+    expected count per cell is >= 2800 (sd ~ 1.9%), so we require a max
+    relative deviation < 10% (> 5 sd) and a chi-square statistic below
+    df + 6 * sqrt(2 df) (~ p < 1e-6 under the normal approximation).  With
+    ep_len 7 the default K = 8 leaves fallback mass (3/7)^8 ~ 1e-3, far below
+    these bounds.
+    """
+    seq_len, num_envs, num_rows, num_steps, n = 4, 3, 50, 77, 400_000
+    state = make_filled(150, num_envs, seq_len, num_steps, ep_lens=ep_lens, phases=[0, 2, 5])
+    batch = sample_jit(state, jax.random.key(42), batch_size=n, seq_len=seq_len)
+    env, t0 = check_windows(batch, num_steps, num_rows)
+
+    oldest_t = num_steps - num_rows
+    counts = np.zeros((num_envs, num_rows - seq_len + 1))
+    np.add.at(counts, (env, t0 - oldest_t), 1)
+    # Valid starts: all offsets for NO_RESET; for periodic episodes those whose
+    # window does not reach past the episode's last step.
+    steps = (np.arange(oldest_t, num_steps - seq_len + 1)[None, :] + np.array([0, 2, 5])[:, None]) % ep_lens
+    valid = steps + seq_len - 1 < ep_lens
+    assert int(buffer.num_valid_windows(state, seq_len)) == valid.sum()
+    assert counts[~valid].sum() == 0
+
+    expected = n / valid.sum()
+    observed = counts[valid]
+    max_rel_dev = np.abs(observed / expected - 1).max()
+    chi2 = ((observed - expected) ** 2 / expected).sum()
+    df = valid.sum() - 1
+    assert max_rel_dev < 0.10, max_rel_dev
+    assert chi2 < df + 6 * np.sqrt(2 * df), (chi2, df)
+
+
+# ---------------------------------------------------------------------------
+# Edge configurations.
+# ---------------------------------------------------------------------------
+
+
+def test_small_ring_capacity_below_num_envs():
+    # capacity 5 < N = 8 -> T = max(1, L) = 4: exactly one window per env once full.
+    seq_len = 4
+    state = make_filled(5, 8, seq_len, 11)
+    assert state.obs.shape[0] == 4
+    assert int(buffer.num_valid_windows(state, seq_len)) == 8
+    batch = sample_jit(state, jax.random.key(0), batch_size=512, seq_len=seq_len)
+    env, t0 = check_windows(batch, 11, 4)
+    assert np.all(t0 == 7) and set(env.tolist()) == set(range(8))
+    # Same ring with resets: envs whose window crosses a reset are never returned.
+    state = make_filled(5, 8, seq_len, 11, ep_lens=5, phases=np.arange(8))
+    env, _ = check_windows(sample_jit(state, jax.random.key(1), batch_size=512, seq_len=seq_len), 11, 4)
+    assert int(buffer.num_valid_windows(state, seq_len)) == len(set(env.tolist())) == 2
+
+
+def test_single_env():
+    seq_len = 6
+    state = make_filled(40, 1, seq_len, 93, ep_lens=11, phases=0)
+    batch = sample_jit(state, jax.random.key(0), batch_size=4000, seq_len=seq_len)
+    env, t0 = check_windows(batch, 93, 40)
+    assert np.all(env == 0)
+    assert len(set(t0.tolist())) == int(buffer.num_valid_windows(state, seq_len))
+
+
+def test_vmap_over_two_buffers():
+    """Two independent buffers (different fill levels, pointers, episode lengths)."""
+    seq_len, num_envs, capacity = 4, 3, 60  # T = 20
+    single = buffer.init(capacity, num_envs, OBS_DIM, ACT_DIM, seq_len)
+    states = jax.tree.map(lambda x: jnp.stack([x, x]), single)
+    ep_lens = jnp.array([[7, 7, 7], [NO_RESET, 5, 9]], jnp.int32)
+    phases = jnp.array([[0, 2, 5], [0, 1, 2]], jnp.int32)
+    num_active = jnp.array([13, 37], jnp.int32)
+    states = jax.vmap(lambda s, e, p, a: fill(s, 40, e, p, a))(states, ep_lens, phases, num_active)
+    np.testing.assert_array_equal(np.asarray(states.size), [13, 20])
+    np.testing.assert_array_equal(np.asarray(states.pointer), [13, 37 % 20])
+
+    keys = jax.random.split(jax.random.key(0), 2)
+    batches = jax.jit(jax.vmap(lambda s, k: buffer.sample(s, k, 3000, seq_len)))(states, keys)
+    counts = jax.vmap(lambda s: buffer.num_valid_windows(s, seq_len))(states)
+    for i in range(2):
+        batch = jax.tree.map(lambda x: x[i], batches)
+        state = jax.tree.map(lambda x: x[i], states)
+        env, t0 = check_windows(batch, int(num_active[i]), 20)
+        assert int(counts[i]) == brute_force_valid(state, seq_len).sum()
+        assert len(set(zip(env.tolist(), t0.tolist()))) == int(counts[i])  # full coverage

@@ -1,0 +1,154 @@
+"""Unit tests of TD-MPC2's pieces: discount heuristic, policy, planner on a known model, losses, update."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from anakin_tdmpc import networks as nets
+from anakin_tdmpc.buffer import Batch
+from anakin_tdmpc.tdmpc2 import TDMPC2, TDMPC2Config, discount_for, planner_iterations
+
+TINY = TDMPC2Config(latent_dim=16, enc_dim=32, mlp_dim=32, num_q=3, num_samples=64, num_elites=8,
+                    num_pi_trajs=4, iterations=3, batch_size=16)
+
+
+def random_batch(key, cfg, obs_dim=5, action_dim=2):
+    k1, k2, k3 = jax.random.split(key, 3)
+    H, B = cfg.horizon, cfg.batch_size
+    return Batch(
+        obs=jax.random.normal(k1, (H + 1, B, obs_dim)),
+        action=jax.random.uniform(k2, (H, B, action_dim), minval=-1, maxval=1),
+        reward=jax.random.uniform(k3, (H, B)),
+    )
+
+
+def test_discount_heuristic():
+    assert discount_for(500) == pytest.approx(0.99)
+    assert discount_for(1000) == pytest.approx(0.995)  # (200-1)/200 = 0.995 -> at the cap
+    assert discount_for(5000) == pytest.approx(0.995)  # capped
+    assert discount_for(50) == pytest.approx(0.95)  # (10-1)/10 = 0.9 -> floor
+    assert discount_for(250) == pytest.approx(0.98)
+
+
+def test_planner_iterations_heuristic():
+    assert planner_iterations(TDMPC2Config(), 6) == 6
+    assert planner_iterations(TDMPC2Config(), 21) == 8
+
+
+def test_init_shapes_and_zero_heads():
+    algo = TDMPC2(TINY, obs_dim=5, action_dim=2, episode_length=500)
+    agent = algo.init(jax.random.key(0))
+    assert jax.tree.leaves(agent.params["qs"])[0].shape[0] == 3
+    z = algo.encode(agent.params, jnp.ones((4, 5)))
+    assert z.shape == (4, 16)
+    np.testing.assert_allclose(z.reshape(4, 2, 8).sum(-1), 1.0, rtol=1e-5)  # SimNorm latent
+    a = jnp.zeros((4, 2))
+    np.testing.assert_allclose(algo.scalar(algo.reward_logits(agent.params, z, a)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(algo.scalar(algo.q_all(agent.params["qs"], z, a)), 0.0, atol=1e-5)
+
+
+def test_policy_is_squashed_and_log_std_bounded():
+    algo = TDMPC2(TINY, obs_dim=5, action_dim=2, episode_length=500)
+    agent = algo.init(jax.random.key(0))
+    z = jax.random.normal(jax.random.key(1), (100, 16)) * 50
+    action, mean, entropy = algo.pi(agent.params["pi"], z, jax.random.key(2))
+    assert action.shape == (100, 2) and mean.shape == (100, 2) and entropy.shape == (100,)
+    assert bool(jnp.all(jnp.abs(action) <= 1)) and bool(jnp.all(jnp.abs(mean) <= 1))
+    # scaled entropy = action_dim * Gaussian entropy of the pre-squash sample: bounded by log_std in [-10, 2]
+    assert bool(jnp.all(jnp.isfinite(entropy)))
+
+
+def test_initial_loss_values_are_log_bins():
+    """Reward and Q heads start at zero logits: each cross-entropy is exactly log(101)."""
+    cfg = TINY
+    algo = TDMPC2(cfg, obs_dim=5, action_dim=2, episode_length=500)
+    agent = algo.init(jax.random.key(0))
+    _, metrics = algo.update(agent, random_batch(jax.random.key(1), cfg), jax.random.key(2))
+    rho_sum = sum(cfg.rho**t for t in range(cfg.horizon)) / cfg.horizon
+    assert float(metrics["reward_loss"]) == pytest.approx(np.log(101) * rho_sum, rel=1e-5)
+    assert float(metrics["value_loss"]) == pytest.approx(np.log(101) * rho_sum, rel=1e-5)
+    total = cfg.consistency_coef * metrics["consistency_loss"] + 0.1 * metrics["reward_loss"] + 0.1 * metrics["value_loss"]
+    assert float(metrics["total_loss"]) == pytest.approx(float(total), rel=1e-5)
+
+
+def test_update_lowers_the_loss_on_a_fixed_batch():
+    cfg = dataclasses.replace(TINY, lr=1e-3)
+    algo = TDMPC2(cfg, obs_dim=5, action_dim=2, episode_length=500)
+    agent = algo.init(jax.random.key(0))
+    batch = random_batch(jax.random.key(1), cfg)
+    update = jax.jit(algo.update)
+    key = jax.random.key(2)
+    agent1, m0 = update(agent, batch, key)
+    _, m1 = update(agent1, batch, key)  # same batch, same randomness: loss at the updated parameters
+    assert float(m1["total_loss"]) < float(m0["total_loss"])
+    for _ in range(30):
+        agent1, m = update(agent1, batch, key)
+    assert float(m["total_loss"]) < 0.8 * float(m0["total_loss"])
+    assert int(agent1.updates) == 31
+    # target Qs trail the online Qs (Polyak, tau 0.01)
+    q, tq = jax.tree.leaves(agent1.params["qs"])[0], jax.tree.leaves(agent1.target_qs)[0]
+    q0 = jax.tree.leaves(agent.params["qs"])[0]
+    assert 0 < float(jnp.abs(tq - q0).max()) < float(jnp.abs(q - q0).max())
+    assert float(m["pi_scale"]) >= 1.0
+
+
+class KnownModel(TDMPC2):
+    """A hand-made world model: latent is constant, reward = -10 |a - a*|^2, Q = 0."""
+
+    best = jnp.array([0.6, -0.3])
+
+    def encode(self, params, obs):
+        return jnp.zeros(obs.shape[:-1] + (self.cfg.latent_dim,))
+
+    def next(self, params, z, a):
+        return z
+
+    def reward_logits(self, params, z, a):
+        r = -10.0 * jnp.sum((a - self.best) ** 2, axis=-1)
+        return jnp.log(nets.two_hot(r, self.cfg.num_bins, self.cfg.vmin, self.cfg.vmax) + 1e-30)
+
+    def q_two(self, q_params, z, a, rng, reduce):
+        return jnp.zeros(z.shape[:-1])
+
+
+def test_planner_finds_the_best_action_of_a_known_model():
+    cfg = dataclasses.replace(TINY, num_samples=512, num_elites=64, num_pi_trajs=24, iterations=6)
+    algo = KnownModel(cfg, obs_dim=5, action_dim=2, episode_length=500)
+    agent = algo.init(jax.random.key(0))
+    obs = jnp.zeros((8, 5))
+    action, mean = jax.jit(lambda o, m, k: algo.act(agent, o, m, k, True))(obs, algo.initial_plan_mean(8), jax.random.key(1))
+    assert action.shape == (8, 2) and mean.shape == (8, 3, 2)
+    np.testing.assert_allclose(action, jnp.broadcast_to(algo.best, (8, 2)), atol=0.1)
+    np.testing.assert_allclose(mean, jnp.broadcast_to(algo.best, (8, 3, 2)), atol=0.1)
+    # exploration noise only in training mode
+    noisy, _ = algo.act(agent, obs, algo.initial_plan_mean(8), jax.random.key(1), False)
+    assert not np.allclose(noisy, action)
+
+
+def test_planner_warm_start_shifts_the_previous_mean():
+    """With a planner that cannot move (1 iteration, min_std = max_std tiny), the new mean is the shifted old one."""
+    cfg = dataclasses.replace(TINY, iterations=1, min_std=1e-6, max_std=1e-6, num_pi_trajs=0, num_elites=64)
+
+    class Flat(KnownModel):
+        def reward_logits(self, params, z, a):
+            return jnp.zeros(a.shape[:-1] + (self.cfg.num_bins,))
+
+    algo = Flat(cfg, obs_dim=5, action_dim=2, episode_length=500)
+    agent = algo.init(jax.random.key(0))
+    prev = jnp.array([[[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]])
+    _, mean = algo.act(agent, jnp.zeros((1, 5)), prev, jax.random.key(3), True)
+    np.testing.assert_allclose(mean[0], [[0.3, 0.4], [0.5, 0.6], [0.0, 0.0]], atol=1e-4)
+
+
+def test_act_is_deterministic_given_rng():
+    algo = TDMPC2(TINY, obs_dim=5, action_dim=2, episode_length=500)
+    agent = algo.init(jax.random.key(0))
+    obs = jax.random.normal(jax.random.key(4), (3, 5))
+    a1, m1 = algo.act(agent, obs, algo.initial_plan_mean(3), jax.random.key(5), False)
+    a2, m2 = algo.act(agent, obs, algo.initial_plan_mean(3), jax.random.key(5), False)
+    np.testing.assert_array_equal(a1, a2)
+    np.testing.assert_array_equal(m1, m2)
+    assert bool(jnp.all(jnp.abs(a1) <= 1))
