@@ -50,10 +50,12 @@ def build(args):
         raise config.ConfigError(f"--action_repeat must be positive, got {args.action_repeat}")
     if args.episode_length is not None and args.episode_length <= 0:
         raise config.ConfigError(f"--episode_length must be positive, got {args.episode_length}")
-    envs.canonical_task_name(args.task)  # unknown task: fail before loading anything heavy
+    # everything that can be checked is checked before the (slow, noisy) env load
+    envs.canonical_task_name(args.task)
     cfg = config.algo_config(args)
-    env = envs.make_env(args.task, action_repeat=args.action_repeat, episode_length=args.episode_length)
-    schedule = config.make_schedule(args, env.episode_length, cfg.horizon)
+    episode_length = args.episode_length or envs.default_episode_length(args.action_repeat)
+    schedule = config.make_schedule(args, episode_length, cfg.horizon)
+    env = envs.make_env(args.task, action_repeat=args.action_repeat, episode_length=episode_length)
     algo = tdmpc2.TDMPC2(cfg, env.obs_dim, env.action_dim, env.episode_length)
     loop = anakin.Anakin(
         algo,
@@ -151,13 +153,30 @@ def train(args) -> str:
     return run_dir
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None):
+    """Parse flags with tyro; a parsing error becomes one `error: ...` line and exit code 2."""
+    import contextlib
+    import io
+
     import tyro
 
     from anakin_tdmpc.config import Args
 
-    args = tyro.cli(Args, args=argv)
-    train(args)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(Args, args=argv, use_underscores=True)
+    except SystemExit as e:
+        if not e.code:  # --help
+            sys.stderr.write(captured.getvalue())
+            raise
+        lines = [line.strip(" \t│╭╮╰╯─|+-") for line in captured.getvalue().splitlines()]
+        reason = next((line for line in lines if ": " in line), "could not parse the command line")
+        _fail(f"{reason} (see --help)")
+
+
+def main(argv=None) -> None:
+    train(parse_args(argv))
 
 
 if __name__ == "__main__":

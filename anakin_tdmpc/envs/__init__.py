@@ -1,6 +1,12 @@
 """MJX DeepMind Control environments (mujoco_playground) batched for Anakin training."""
 
-from anakin_tdmpc.envs.registry import TASKS, UnknownTaskError, canonical_task_name, make_env
+from anakin_tdmpc.envs.registry import (
+    TASKS,
+    UnknownTaskError,
+    canonical_task_name,
+    default_episode_length,
+    make_env,
+)
 from anakin_tdmpc.envs.wrapper import Env, EnvState, StepOut
 
 __all__ = [
@@ -10,5 +16,6 @@ __all__ = [
     "StepOut",
     "UnknownTaskError",
     "canonical_task_name",
+    "default_episode_length",
     "make_env",
 ]

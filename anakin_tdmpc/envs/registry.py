@@ -136,6 +136,11 @@ def _spec(playground_name: str) -> tuple[int, int]:
     return int(playground_env.observation_size), int(playground_env.action_size)
 
 
+def default_episode_length(action_repeat: int) -> int:
+    """Agent steps of a DMC episode: 1000 control steps divided by the action repeat."""
+    return max(1, 1000 // action_repeat)
+
+
 def make_env(task: str, action_repeat: int = 2, episode_length: int | None = None) -> Env:
     """Builds the batched, auto-resetting environment for ``task``.
 
@@ -152,7 +157,7 @@ def make_env(task: str, action_repeat: int = 2, episode_length: int | None = Non
     name = canonical_task_name(task)
     action_repeat = _positive_int("action_repeat", action_repeat)
     if episode_length is None:
-        episode_length = 1000 // action_repeat
+        episode_length = default_episode_length(action_repeat)
     episode_length = _positive_int("episode_length", episode_length)
 
     playground_env = _load_playground_env(TASKS[name])

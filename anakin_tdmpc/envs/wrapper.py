@@ -78,7 +78,8 @@ def _strong(tree: Any) -> Any:
 def _select(mask: jax.Array, on_true: jax.Array, on_false: jax.Array) -> jax.Array:
     """``jnp.where`` with a ``[N]`` mask broadcast over trailing dims of the leaves."""
     mask = mask.reshape(mask.shape + (1,) * (on_false.ndim - mask.ndim))
-    return jnp.where(mask, on_true, on_false).astype(on_false.dtype)
+    selected = jnp.where(mask, on_true, on_false)
+    return selected if selected.dtype == on_false.dtype else selected.astype(on_false.dtype)
 
 
 def _finite_or_zero(x: jax.Array) -> jax.Array:

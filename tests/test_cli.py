@@ -1,0 +1,96 @@
+"""The command line: bad input gives one `error:` line and exit code 2 (nothing overwritten); a tiny run
+writes config.json and metrics.jsonl with the documented keys."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from anakin_tdmpc.run import main
+
+TINY = ["--task", "cartpole-balance", "--num_envs", "4", "--model_size", "1", "--latent_dim", "16", "--mlp_dim", "32",
+        "--enc_dim", "32", "--num_samples", "16", "--num_elites", "4", "--num_pi_trajs", "2", "--iterations", "2",
+        "--batch_size", "8", "--seed_steps", "40", "--episode_length", "20", "--total_timesteps", "480",
+        "--eval_every", "240", "--eval_episodes", "2", "--log_every", "80"]
+
+
+def run_main(argv):
+    try:
+        main(argv)
+    except SystemExit as e:
+        return e.code
+    return 0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--task", "nope-run"], "unknown task 'nope-run'; valid tasks: acrobot-swingup"),
+        (["--algo", "ppo"], "unknown algo 'ppo'"),
+        (["--total_timesteps", "0"], "--total_timesteps must be positive"),
+        (["--num_envs", "-3"], "--num_envs must be positive"),
+        (["--batch_size", "5000", "--buffer_size", "4000"], "--batch_size 5000 is larger than the replay buffer"),
+        (["--num_envs", "3", "--utd", "0.5"], "whole number of updates per iteration"),
+        (["--latent_dim", "20"], "--latent_dim must be a multiple of 8"),
+        (["--model_size", "7"], "--model_size must be one of"),
+        (["--total_timesteps", "1000"], "leaves no learning after"),
+        (["--num_envs", "many"], "--num_envs"),
+        (["--no_such_flag", "1"], "Unrecognized options"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
+    code = run_main(argv + ["--run_dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "run").exists()
+
+
+def test_refuses_a_run_dir_holding_another_run(capsys, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({"args": {"task": "walker-walk"}}))
+    (run_dir / "metrics.jsonl").write_text('{"env_steps": 1}\n')
+    code = run_main(TINY + ["--run_dir", str(run_dir)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "already holds a different run" in err[0]
+    assert json.loads((run_dir / "config.json").read_text()) == {"args": {"task": "walker-walk"}}
+    assert (run_dir / "metrics.jsonl").read_text() == '{"env_steps": 1}\n'
+
+
+def test_tiny_run_writes_config_and_metrics(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert run_main(TINY + ["--run_dir", str(run_dir), "--task", "dm_control/cartpole-balance-v0"]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["task"] == "cartpole-balance" and config["env"]["episode_length"] == 20
+    assert config["algo_config"]["latent_dim"] == 16 and config["schedule"]["updates_per_iter"] == 4
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["env_steps"] for r in rows] == [80, 160, 240, 320, 400, 480]
+    assert all(r["sps"] > 0 for r in rows)
+    # episodes last 20 iterations of 4 envs x 2 env steps: they end at 160, 320 and 480 env steps
+    assert [r["env_steps"] for r in rows if "train/episode_return" in r] == [160, 320, 480]
+    evals = [r for r in rows if "eval/episode_return" in r]
+    assert [r["env_steps"] for r in evals] == [240, 480]
+    assert 0 <= evals[-1]["eval/episode_return"] <= 40
+    assert rows[-1]["updates"] == 40 + 4 * (60 - 10)  # pretraining burst, then 4 per iteration
+    assert "train/total_loss" in rows[-1] and "train/pi_scale" in rows[-1]
+    out = capsys.readouterr().err
+    assert "env steps 480/480" in out and "final eval return" in out
+    # the same command again is refused: the run dir is taken
+    assert run_main(TINY + ["--run_dir", str(run_dir)]) == 2
+
+
+def test_module_entry_point_help_and_error():
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    help_run = subprocess.run([sys.executable, "-m", "anakin_tdmpc.run", "--help"], capture_output=True, text=True, env=env)
+    assert help_run.returncode == 0
+    for flag in ("--algo", "--task", "--total_timesteps", "--seed", "--num_envs", "--utd", "--model_size",
+                 "--action_repeat", "--eval_every", "--eval_episodes", "--run_dir", "--num_samples", "--iterations",
+                 "--horizon", "--mlp_dim", "--latent_dim"):
+        assert flag in help_run.stdout, flag
+    bad = subprocess.run([sys.executable, "-m", "anakin_tdmpc.run", "--task", "cheetah-fly"], capture_output=True,
+                         text=True, env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [bad.stderr.strip()] and "unknown task 'cheetah-fly'" in bad.stderr
