@@ -112,8 +112,11 @@ def train(args) -> str:
 
     iters_done, next_eval, t_start = 0, args.eval_every, time.time()
     last_eval = None
+    burst_iter = -(-schedule.seed_steps // schedule.agent_steps_per_iter) - 1  # completes seeding
     while iters_done < schedule.total_iters:
         n = min(schedule.iters_per_chunk, schedule.total_iters - iters_done)
+        if iters_done <= burst_iter < iters_done + n:
+            log.message(f"this chunk ends seeding and pretrains: {schedule.pretrain_updates} updates on the seed data")
         t0 = time.time()
         carry, stats = chunk(carry, np.int32(n))
         stats = jax.device_get(stats)
