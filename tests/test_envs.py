@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from anakin_tdmpc.envs import TASKS, Env, EnvState, StepOut, UnknownTaskError, canonical_task_name, make_env
+from anakin_tdmpc.envs import TASK_SOURCES, TASKS, Env, EnvState, StepOut, UnknownTaskError, canonical_task_name, make_env
 
 NUM_ENVS = 4
 EPISODE_LENGTH = 5
@@ -48,7 +48,8 @@ def test_unknown_task_lists_valid_names_on_one_line():
         canonical_task_name("xyz")
     message = str(info.value)
     assert "\n" not in message
-    assert message == f"unknown task 'xyz'; valid tasks: {', '.join(sorted(TASKS))}"
+    assert message == f"unknown task 'xyz'; valid tasks: {', '.join(sorted(TASK_SOURCES))}"
+    assert set(TASKS) < set(TASK_SOURCES) and "quadruped-run" in message
     assert isinstance(info.value, ValueError)
     with pytest.raises(UnknownTaskError):
         make_env("cheetah-fly")
@@ -82,7 +83,6 @@ def test_make_env_rejects_invalid_lengths(kwargs):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_every_task_loads(task):
     env = make_env(task)

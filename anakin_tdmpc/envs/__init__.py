@@ -1,6 +1,8 @@
 """MJX DeepMind Control environments (mujoco_playground) batched for Anakin training."""
 
 from anakin_tdmpc.envs.registry import (
+    OUR_TASKS,
+    TASK_SOURCES,
     TASKS,
     UnknownTaskError,
     canonical_task_name,
@@ -10,6 +12,8 @@ from anakin_tdmpc.envs.registry import (
 from anakin_tdmpc.envs.wrapper import Env, EnvState, StepOut
 
 __all__ = [
+    "OUR_TASKS",
+    "TASK_SOURCES",
     "TASKS",
     "Env",
     "EnvState",

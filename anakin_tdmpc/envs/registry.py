@@ -46,6 +46,30 @@ TASKS: dict[str, str] = {
 }
 """Canonical task name -> mujoco_playground ``dm_control_suite`` env name."""
 
+OUR_TASKS: dict[str, str] = {
+    "walker-walk-backwards": "custom",
+    "walker-run-backwards": "custom",
+    "cheetah-run-backwards": "custom",
+    "cheetah-run-front": "custom",
+    "cheetah-run-back": "custom",
+    "cheetah-jump": "custom",
+    "hopper-hop-backwards": "custom",
+    "reacher-three-easy": "custom",
+    "reacher-three-hard": "custom",
+    "cup-spin": "custom",
+    "pendulum-spin": "custom",
+    "quadruped-walk": "quadruped",
+    "quadruped-run": "quadruped",
+}
+"""Canonical task name -> module of ``anakin_tdmpc.envs`` holding our own MJX port
+(``custom``: TD-MPC2's custom tasks; ``quadruped``: dm_control's quadruped)."""
+
+TASK_SOURCES: dict[str, str] = {
+    **{name: "playground" for name in TASKS},
+    **{name: "ours" for name in OUR_TASKS},
+}
+"""Every supported canonical task name -> where its MJX env comes from (``playground`` or ``ours``)."""
+
 # dm_control domain names that differ from the TD-MPC2 ones (after _normalise).
 _DOMAIN_ALIASES: dict[str, str] = {"ball-in-cup-catch": "cup-catch"}
 
@@ -68,7 +92,7 @@ def _normalise(name: str) -> str:
 
 def _build_lookup() -> dict[str, str]:
     """Maps every accepted (normalised) spelling to its canonical name."""
-    lookup = {_normalise(canonical): canonical for canonical in TASKS}
+    lookup = {_normalise(canonical): canonical for canonical in TASK_SOURCES}
     lookup.update({_normalise(playground): canonical for canonical, playground in TASKS.items()})
     lookup.update(_DOMAIN_ALIASES)
     return lookup
@@ -86,7 +110,7 @@ def canonical_task_name(name: str) -> str:
     """
     canonical = _LOOKUP.get(_normalise(name)) if isinstance(name, str) else None
     if canonical is None:
-        valid = ", ".join(sorted(TASKS))
+        valid = ", ".join(sorted(TASK_SOURCES))
         raise UnknownTaskError(f"unknown task {name!r}; valid tasks: {valid}")
     return canonical
 
@@ -126,6 +150,22 @@ def _load_playground_env(playground_name: str) -> Any:
 
 
 @functools.lru_cache(maxsize=None)
+def _load_our_env(name: str) -> Any:
+    """Loads (once) our own MJX port of task ``name`` (see :data:`OUR_TASKS`), with ``impl='jax'``."""
+    import importlib
+
+    module = importlib.import_module(f"anakin_tdmpc.envs.{OUR_TASKS[name]}")
+    return module.CUSTOM_TASKS[name]({"impl": "jax"})
+
+
+def _load_env(name: str) -> Any:
+    """The single-environment MJX env of canonical task ``name``, from playground or ours."""
+    if name in TASKS:
+        return _load_playground_env(TASKS[name])
+    return _load_our_env(name)
+
+
+@functools.lru_cache(maxsize=None)
 def _spec(playground_name: str) -> tuple[int, int]:
     """``(obs_dim, action_dim)`` of a playground env, cached.
 
@@ -160,8 +200,12 @@ def make_env(task: str, action_repeat: int = 2, episode_length: int | None = Non
         episode_length = default_episode_length(action_repeat)
     episode_length = _positive_int("episode_length", episode_length)
 
-    playground_env = _load_playground_env(TASKS[name])
-    obs_dim, action_dim = _spec(TASKS[name])
+    if name in TASKS:
+        playground_env = _load_playground_env(TASKS[name])
+        obs_dim, action_dim = _spec(TASKS[name])
+    else:
+        playground_env = _load_our_env(name)
+        obs_dim, action_dim = int(playground_env.observation_size), int(playground_env.action_size)
     return Env(
         name=name,
         obs_dim=obs_dim,

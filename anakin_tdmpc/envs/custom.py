@@ -1,0 +1,400 @@
+"""TD-MPC2's custom DMC tasks, ported to MJX (``impl='jax'``).
+
+The official TD-MPC2 code adds these tasks to dm_control (``tdmpc2/envs/tasks``).
+Most of them keep a standard DMC domain and only change the reward, so here
+they subclass the matching mujoco_playground env (same model, solver settings,
+observation and initial-state distribution) and override the reward:
+
+* ``walker-walk-backwards`` / ``walker-run-backwards``: walker's stand reward
+  times a move reward for running *backwards* at 1 / 8 m/s.
+* ``cheetah-run-backwards`` (8 m/s backwards), ``cheetah-run-front`` /
+  ``cheetah-run-back`` (run at 6 m/s with the back / front foot up and the
+  torso high), ``cheetah-jump`` (the mean of the two "stand on one foot" rewards).
+* ``hopper-hop-backwards``: hopper-hop with the hopping speed mirrored.
+* ``pendulum-spin``: spin the pendulum at >= 9 rad/s.
+* ``cup-spin``: swing the ball around, far from the cup and fast; the ball
+  starts from a random collision-free position, inside the cup 90% of the time.
+* ``reacher-three-easy`` / ``reacher-three-hard``: a three-link reacher; the
+  model is :data:`REACHER_THREE_XML` (ours, built from dm_control's two-link
+  reacher.xml with one more link), the task is dm_control's reacher's.
+
+Known deviations from the official code:
+
+* Models and solver settings are playground's (fewer solver iterations,
+  ``eulerdamp`` off, pendulum at 0.01 s instead of 0.02 s, reacher at 0.005 s
+  instead of 0.02 s); TD-MPC2 ships its own copies of the dm_control XMLs,
+  which we take to be dm_control's.
+* Initial states are playground's (e.g. pendulum starts in [0, pi] rather than
+  dm_control's [-pi, pi]; cheetah settles for 200 steps), except for cup-spin
+  where playground has no randomisation at all and we implement the official one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jp
+import mujoco
+from mujoco import mjx
+from mujoco_playground._src import mjx_env
+from mujoco_playground._src import reward as rewards
+from mujoco_playground._src.dm_control_suite import ball_in_cup, cheetah, common, hopper, pendulum, reacher, walker
+
+_INF = float("inf")
+
+# ----------------------------------------------------------------------------- walker
+
+
+class WalkerBackwards(walker.PlanarWalker):
+    """Walker walk/run backwards: the move reward asks for ``x`` velocity <= -move_speed."""
+
+    def _get_move_reward(self, data, action, info, metrics):
+        stand_reward = self._get_stand_reward(data, action, info, metrics)
+        velocity = mjx_env.get_sensor_data(self.mj_model, data, "torso_subtreelinvel")[0]
+        move_reward = rewards.tolerance(
+            velocity,
+            bounds=(-_INF, -self._move_speed),
+            margin=self._move_speed / 2,
+            value_at_margin=0.5,
+            sigmoid="linear",
+        )
+        metrics["reward/move"] = move_reward
+        return stand_reward * (5 * move_reward + 1) / 6
+
+
+# ---------------------------------------------------------------------------- cheetah
+
+CHEETAH_JUMP_HEIGHT = 1.2
+CHEETAH_GOALS = {"run-backwards": 8.0, "run-front": 6.0, "run-back": 6.0, "jump": 0.5}
+"""Goal -> move speed (official: 0.8 x, 0.6 x, 0.6 x dm_control's 10 m/s, and 0.5 m/s)."""
+
+
+def _cheetah_up(height, margin_height=CHEETAH_JUMP_HEIGHT):
+    return rewards.tolerance(height, bounds=(margin_height, _INF), margin=margin_height / 2)
+
+
+class CheetahCustom(cheetah.Run):
+    """Cheetah with one of TD-MPC2's custom goals (see :data:`CHEETAH_GOALS`)."""
+
+    def __init__(self, goal: str, **kwargs):
+        if goal not in CHEETAH_GOALS:
+            raise ValueError(f"unknown cheetah goal {goal!r}")
+        self._goal = goal
+        self._move_speed = CHEETAH_GOALS[goal]
+        super().__init__(**kwargs)
+
+    def _post_init(self) -> None:
+        super()._post_init()
+        self._torso_id = self.mj_model.body("torso").id
+        self._foot_ids = {name: self.mj_model.body(name).id for name in ("bfoot", "ffoot")}
+
+    def _speed(self, data):
+        return mjx_env.get_sensor_data(self.mj_model, data, "torso_subtreelinvel")[0]
+
+    def _stand_one_foot(self, data, foot):
+        """``foot`` is the foot that is *off* the ground."""
+        height = (data.xpos[self._torso_id, 2] + data.xpos[self._foot_ids[foot], 2]) / 2
+        speed_reward = rewards.tolerance(
+            self._speed(data),
+            bounds=(-self._move_speed, self._move_speed),
+            margin=self._move_speed,
+            value_at_margin=0,
+            sigmoid="linear",
+        )
+        return (5 * _cheetah_up(height) + speed_reward) / 6
+
+    def _run_one_foot(self, data, foot):
+        torso_up = _cheetah_up(data.xpos[self._torso_id, 2])
+        foot_up = _cheetah_up(data.xpos[self._foot_ids[foot], 2])
+        up_reward = (3 * foot_up + 2 * torso_up) / 5
+        speed_reward = rewards.tolerance(
+            self._speed(data),
+            bounds=(self._move_speed, _INF),
+            margin=self._move_speed,
+            value_at_margin=0,
+            sigmoid="linear",
+        )
+        return up_reward * (5 * speed_reward + 1) / 6
+
+    def _get_reward(self, data, action, info, metrics):
+        del action, info, metrics
+        if self._goal == "run-backwards":
+            return rewards.tolerance(
+                self._speed(data),
+                bounds=(-_INF, -self._move_speed),
+                margin=self._move_speed,
+                value_at_margin=0,
+                sigmoid="linear",
+            )
+        if self._goal == "run-front":
+            return self._run_one_foot(data, "bfoot")
+        if self._goal == "run-back":
+            return self._run_one_foot(data, "ffoot")
+        return (self._stand_one_foot(data, "bfoot") + self._stand_one_foot(data, "ffoot")) / 2
+
+
+# ----------------------------------------------------------------------------- hopper
+
+HOP_SPEED = 2.0
+
+
+class HopperBackwards(hopper.Hopper):
+    """Hopper hop backwards: standing x (x velocity <= -1 m/s, linear margin 0.5)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(hopping=True, **kwargs)
+
+    def _hop_reward(self, data, action, info, metrics):
+        del action, info
+        standing = rewards.tolerance(self._height(data), (hopper._STAND_HEIGHT, 2))
+        hopping = rewards.tolerance(
+            self._speed(data),
+            bounds=(-_INF, -HOP_SPEED / 2),
+            margin=HOP_SPEED / 4,
+            value_at_margin=0.5,
+            sigmoid="linear",
+        )
+        metrics["reward/standing"] = standing
+        metrics["reward/hopping"] = hopping
+        return standing * hopping
+
+
+# --------------------------------------------------------------------------- pendulum
+
+PENDULUM_SPIN_SPEED = 9.0
+
+
+class PendulumSpin(pendulum.SwingUp):
+    """Pendulum spin: angular speed >= 9 rad/s (linear margin 4.5, 0.5 at the margin).
+
+    The observation is dm_control's (pole ``zz``, ``xz``, angular velocity); playground's
+    swingup swaps the first two.
+    """
+
+    def _get_obs(self, data, info):
+        del info
+        xz, zz = self._pole_orientation(data)
+        return jp.stack([zz, xz, self._angular_velocity(data)])
+
+    def _get_reward(self, data, action, info, metrics):
+        del action, info, metrics
+        return rewards.tolerance(
+            jp.abs(self._angular_velocity(data)),
+            bounds=(PENDULUM_SPIN_SPEED, _INF),
+            margin=PENDULUM_SPIN_SPEED / 2,
+            value_at_margin=0.5,
+            sigmoid="linear",
+        )
+
+
+# -------------------------------------------------------------------------------- cup
+
+CUP_DIST_TARGET = 0.5
+CUP_TARGET_SPEED = 6.0
+CUP_OUT_OF_TARGET_PROB = 0.1
+CUP_MAX_INIT_TRIES = 64
+
+
+def _contact_dist(data: mjx.Data) -> jax.Array:
+    """Signed distances of all candidate contacts of an MJX (jax impl) data."""
+    contact = data._impl.contact  # noqa: SLF001 - mjx keeps contacts on the impl
+    return contact.dist
+
+
+class CupSpin(ball_in_cup.BallInCup):
+    """Ball-in-cup spin: ball far from the target and fast, never inside the cup."""
+
+    def _post_init(self) -> None:
+        super()._post_init()
+        self._ball_x = self.mj_model.jnt_qposadr[self.mj_model.joint("ball_x").id]
+        self._ball_z = self.mj_model.jnt_qposadr[self.mj_model.joint("ball_z").id]
+        self._ball_vx = self.mj_model.jnt_dofadr[self.mj_model.joint("ball_x").id]
+        self._ball_vz = self.mj_model.jnt_dofadr[self.mj_model.joint("ball_z").id]
+
+    def _ball_to_target(self, data):
+        return data.site_xpos[self._target_site_id, jp.array([0, 2])] - data.xpos[self._ball_body_id, jp.array([0, 2])]
+
+    def _in_target(self, data):
+        inside = jp.abs(self._ball_to_target(data)) < self._target_size - self._ball_size
+        return jp.all(inside).astype(jp.float32)
+
+    def reset(self, rng: jax.Array) -> mjx_env.State:
+        """Rejection-samples the ball position as dm_control / TD-MPC2 do.
+
+        Tries are drawn until one is collision free (no contact with negative
+        distance) and inside the cup (unless this episode starts outside, with
+        probability 0.1). A ``lax.while_loop`` bounded at
+        :data:`CUP_MAX_INIT_TRIES` tries keeps it jit-friendly; the last try is
+        kept if none succeeds (never observed).
+        """
+        rng, out_key, loop_key = jax.random.split(rng, 3)
+        out_of_target = jax.random.uniform(out_key) < CUP_OUT_OF_TARGET_PROB
+        base = mjx_env.make_data(
+            self.mj_model,
+            impl=self.mjx_model.impl.value,
+            naconmax=self._config.naconmax,
+            njmax=self._config.njmax,
+        )
+
+        def attempt(key):
+            kx, kz = jax.random.split(key)
+            qpos = base.qpos.at[self._ball_x].set(jax.random.uniform(kx, (), minval=-0.2, maxval=0.2))
+            qpos = qpos.at[self._ball_z].set(jax.random.uniform(kz, (), minval=0.2, maxval=0.5))
+            data = mjx.forward(self.mjx_model, base.replace(qpos=qpos))
+            penetrating = jp.any(_contact_dist(data) < 0)
+            valid = (self._in_target(data) > 0) | out_of_target
+            return data, ~penetrating & valid
+
+        def cond(carry):
+            _, ok, tries, _ = carry
+            return ~ok & (tries < CUP_MAX_INIT_TRIES)
+
+        def body(carry):
+            key, _, tries, _ = carry
+            key, sub = jax.random.split(key)
+            data, ok = attempt(sub)
+            return key, ok, tries + 1, data
+
+        first, ok = attempt(loop_key)
+        _, _, _, data = jax.lax.while_loop(cond, body, (jax.random.fold_in(loop_key, 1), ok, 1, first))
+        info = {"rng": rng}
+        zero = jp.zeros(())
+        return mjx_env.State(data, self._get_obs(data, info), zero, zero, {}, info)
+
+    def _get_reward(self, data, action, info, metrics):
+        del action, info, metrics
+        dist = jp.linalg.norm(self._ball_to_target(data))
+        speed = jp.linalg.norm(jp.stack([data.qvel[self._ball_vx], data.qvel[self._ball_vz]]))
+        dist_reward = rewards.tolerance(
+            dist, bounds=(CUP_DIST_TARGET, _INF), margin=CUP_DIST_TARGET / 2, value_at_margin=0.5, sigmoid="linear"
+        )
+        speed_reward = rewards.tolerance(
+            speed, bounds=(CUP_TARGET_SPEED, _INF), margin=CUP_TARGET_SPEED / 2, value_at_margin=0.5, sigmoid="linear"
+        )
+        return (1 - self._in_target(data)) * (dist_reward + 2 * speed_reward) / 3
+
+
+# ---------------------------------------------------------------------------- reacher
+
+REACHER_THREE_XML = """
+<mujoco model="three-link planar reacher">
+  <include file="./common/skybox.xml"/>
+  <include file="./common/visual.xml"/>
+  <include file="./common/materials.xml"/>
+  <option timestep="{timestep}" iterations="1" ls_iterations="6">
+    <flag contact="disable" eulerdamp="{eulerdamp}"/>
+  </option>
+  <default>
+    <joint type="hinge" axis="0 0 1" damping="0.01"/>
+    <motor gear=".05" ctrlrange="-1 1" ctrllimited="true"/>
+  </default>
+  <worldbody>
+    <light name="light" pos="0 0 1"/>
+    <camera name="fixed" pos="0 0 .75" quat="1 0 0 0"/>
+    <geom name="ground" type="plane" pos="0 0 0" size=".3 .3 10" material="grid"/>
+    <geom name="wall_x" type="plane" pos="-.3 0 .02" zaxis="1 0 0" size=".02 .3 .02" material="decoration"/>
+    <geom name="wall_y" type="plane" pos="0 -.3 .02" zaxis="0 1 0" size=".3 .02 .02" material="decoration"/>
+    <geom name="wall_neg_x" type="plane" pos=".3 0 .02" zaxis="-1 0 0" size=".02 .3 .02" material="decoration"/>
+    <geom name="wall_neg_y" type="plane" pos="0 .3 .02" zaxis="0 -1 0" size=".3 .02 .02" material="decoration"/>
+    <body name="arm" pos="0 0 .01">
+      <joint name="shoulder"/>
+      <geom name="arm" type="capsule" fromto="0 0 0 0.08 0 0" size=".01" material="self"/>
+      <body name="forearm" pos=".08 0 0">
+        <joint name="elbow" limited="true" range="-160 160"/>
+        <geom name="forearm" type="capsule" fromto="0 0 0 0.08 0 0" size=".01" material="self"/>
+        <body name="hand" pos=".08 0 0">
+          <joint name="wrist" limited="true" range="-160 160"/>
+          <geom name="hand" type="capsule" fromto="0 0 0 0.06 0 0" size=".01" material="self"/>
+          <body name="finger" pos=".08 0 0">
+            <camera name="hand" pos="0 0 .2" mode="track"/>
+            <geom name="finger" type="sphere" size=".01" material="effector"/>
+          </body>
+        </body>
+      </body>
+    </body>
+    <body name="target" pos="0 0 .01" mocap="true">
+      <geom name="target" material="target" type="sphere" size="{target_size}"/>
+    </body>
+  </worldbody>
+  <actuator>
+    <motor name="shoulder" joint="shoulder"/>
+    <motor name="elbow" joint="elbow"/>
+    <motor name="wrist" joint="wrist"/>
+  </actuator>
+</mujoco>
+"""
+"""Our three-link reacher: dm_control's reacher with the 0.12 + 0.12 m arm split into
+three links of 0.08 m (same reach, 0.24 m), each extra joint limited to +-160 degrees as
+dm_control's wrist, and playground's MJX settings (0.005 s, 1 solver iteration, mocap target)."""
+
+
+def reacher_three_xml(target_size: float, timestep: float = 0.005, eulerdamp: bool = False) -> str:
+    """The three-link reacher MJCF (``timestep=0.02, eulerdamp=True`` gives dm_control's settings)."""
+    return REACHER_THREE_XML.format(
+        target_size=target_size, timestep=timestep, eulerdamp="enable" if eulerdamp else "disable"
+    )
+
+
+class ReacherThree(reacher.Reacher):
+    """Three-link reacher (TD-MPC2's reacher-three-easy / -hard), dm_control's reacher task."""
+
+    def __init__(self, target_size: float, config=None, config_overrides=None):
+        config = reacher.default_config() if config is None else config
+        mjx_env.MjxEnv.__init__(self, config, config_overrides)
+        self._target_size = target_size
+        self._xml_path = "<reacher_three, anakin_tdmpc.envs.custom>"
+        self._model_assets = common.get_assets()
+        self._mj_model = mujoco.MjModel.from_xml_string(reacher_three_xml(target_size), self._model_assets)
+        self._mj_model.opt.timestep = self.sim_dt
+        self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
+        self._post_init()
+
+    def _post_init(self) -> None:
+        model = self.mj_model
+        self._target_mocap_body_id = model.body("target").mocapid[0]
+        self._finger_geom_id = model.geom("finger").id
+        self._target_geom_id = model.geom("target").id
+        self._radii = model.geom_size[[self._target_geom_id, self._finger_geom_id], 0].sum()
+        limited = model.jnt_limited.astype(bool)
+        self._joint_low = jp.where(limited, model.jnt_range[:, 0], -jp.pi)
+        self._joint_high = jp.where(limited, model.jnt_range[:, 1], jp.pi)
+
+    def reset(self, rng: jax.Array) -> mjx_env.State:
+        """dm_control's reacher init: limited hinges uniform in range, others in [-pi, pi]; random target."""
+        rng, joint_key, angle_key, radius_key = jax.random.split(rng, 4)
+        qpos = jax.random.uniform(joint_key, (self.mjx_model.nq,), minval=self._joint_low, maxval=self._joint_high)
+        data = mjx_env.make_data(
+            self.mj_model, qpos=qpos, impl=self.mjx_model.impl.value, naconmax=0, njmax=0
+        )
+        angle = jax.random.uniform(angle_key, (), maxval=2 * jp.pi)
+        radius = jax.random.uniform(radius_key, (), minval=0.05, maxval=0.2)
+        xy = radius * jp.array([jp.sin(angle), jp.cos(angle)])
+        data = data.replace(mocap_pos=data.mocap_pos.at[self._target_mocap_body_id, :2].set(xy))
+        data = mjx.forward(self.mjx_model, data)
+        info = {"rng": rng}
+        zero = jp.zeros(())
+        return mjx_env.State(data, self._get_obs(data, info), zero, zero, {}, info)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def _config(module, overrides: dict[str, Any] | None):
+    return {"config": module.default_config(), "config_overrides": overrides}
+
+
+CUSTOM_TASKS: dict[str, Any] = {
+    "walker-walk-backwards": lambda o: WalkerBackwards(move_speed=walker.WALK_SPEED, **_config(walker, o)),
+    "walker-run-backwards": lambda o: WalkerBackwards(move_speed=walker.RUN_SPEED, **_config(walker, o)),
+    "cheetah-run-backwards": lambda o: CheetahCustom("run-backwards", **_config(cheetah, o)),
+    "cheetah-run-front": lambda o: CheetahCustom("run-front", **_config(cheetah, o)),
+    "cheetah-run-back": lambda o: CheetahCustom("run-back", **_config(cheetah, o)),
+    "cheetah-jump": lambda o: CheetahCustom("jump", **_config(cheetah, o)),
+    "hopper-hop-backwards": lambda o: HopperBackwards(**_config(hopper, o)),
+    "reacher-three-easy": lambda o: ReacherThree(reacher.BIG_TARGET, **_config(reacher, o)),
+    "reacher-three-hard": lambda o: ReacherThree(reacher.SMALL_TARGET, **_config(reacher, o)),
+    "cup-spin": lambda o: CupSpin(**_config(ball_in_cup, o)),
+    "pendulum-spin": lambda o: PendulumSpin(**_config(pendulum, o)),
+}
+"""Canonical task name -> ``constructor(config_overrides) -> MjxEnv`` for TD-MPC2's custom tasks."""
