@@ -3,21 +3,24 @@ for N parallel envs in one compiled program.
 
 One iteration, for all N envs at once:
 
-    action, plan_mean = uniform random while seeding, else algo.act(agent, obs, plan_mean)
+    action, plan_mean = uniform random while seeding, else algo.act(agent, obs, plan_mean, .., agent_steps)
     env_state, out    = env.step(env_state, action)              # MJX, auto-reset, truncation kept
     buffer            = buffer.add(buffer, obs, action, reward, episode_step)
-    agent             = n_updates x algo.update(agent, buffer.sample(...))
+    agent             = n_updates x algo.update(agent, buffer.sample(...))   (+ priority write-back)
 
 where n_updates is 0 while seeding, `pretrain_updates` once when seeding ends (the paper's burst of
 seed_steps updates), then `updates_per_iter` (= utd x N). Python drives `chunk(carry, num_iters)`, one
 jitted call that runs many iterations with the carry donated; between chunks the host logs, evaluates and
 checkpoints. The loop never looks inside the algorithm: anything with `init / act / update /
-initial_plan_mean` and a static `cfg.batch_size` / `cfg.horizon` runs here.
+initial_plan_mean` and a static `cfg.batch_size` / `cfg.horizon` runs here. `act` also receives the
+loop's `agent_steps` (for algorithms with step schedules, e.g. TD-MPC's horizon and std). An algorithm
+that sets `replay_priority = buffer.Prioritization(alpha, beta)` gets a prioritized buffer, batches from
+`buffer.sample_prioritized`, and returns new priorities of the batch under `metrics[buffer.PRIORITY_KEY]`,
+which the loop writes back into the buffer after each update (and never logs).
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -65,6 +68,7 @@ class Anakin:
         self.seed_steps = seed_steps
         self.updates_per_iter = updates_per_iter
         self.pretrain_updates = pretrain_updates
+        self.priority = getattr(algo, "replay_priority", None)  # None: uniform replay
         # jitted init: every carry leaf is its own buffer, as donating the carry to `chunk` requires
         self.init = jax.jit(self._init)
         self.chunk = jax.jit(self._chunk, donate_argnums=0)
@@ -77,7 +81,8 @@ class Anakin:
         env = self.env
         return Carry(
             agent=self.algo.init(k_agent),
-            buffer=replay.init(self.buffer_capacity, self.num_envs, env.obs_dim, env.action_dim, self.seq_len),
+            buffer=replay.init(self.buffer_capacity, self.num_envs, env.obs_dim, env.action_dim, self.seq_len,
+                               prioritized=self.priority is not None),
             env_state=env.reset(k_env, self.num_envs),
             plan_mean=self.algo.initial_plan_mean(self.num_envs),
             rng=k_loop,
@@ -85,26 +90,43 @@ class Anakin:
             last_return=jnp.full((self.num_envs,), jnp.nan, jnp.float32),
         )
 
+    def _sample(self, buffer: replay.BufferState, rng: jax.Array) -> replay.Batch:
+        if self.priority is None:
+            return replay.sample(buffer, rng, self.batch_size, self.seq_len)
+        return replay.sample_prioritized(buffer, rng, self.batch_size, self.seq_len, *self.priority)
+
     def _zero_stats(self, carry: Carry) -> ChunkStats:
-        sample = functools.partial(replay.sample, batch_size=self.batch_size, seq_len=self.seq_len)
-        batch = jax.eval_shape(sample, carry.buffer, carry.rng)
+        batch = jax.eval_shape(self._sample, carry.buffer, carry.rng)
         _, metrics = jax.eval_shape(self.algo.update, carry.agent, batch, carry.rng)
+        metrics = {k: v for k, v in metrics.items() if k != replay.PRIORITY_KEY}
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics)
         return ChunkStats(zeros, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
 
     # ---------------------------------------------------------------------------------- training
 
     def _updates(self, agent, buffer, rng, n, sums):
-        """`n` (traced) updates on batches sampled from the buffer; metric sums accumulated."""
+        """`n` (traced) updates on batches sampled from the buffer; metric sums accumulated. With prioritized
+        replay the buffer is carried through the loop and the update's new priorities written back each time;
+        uniform replay only reads it."""
+        prioritized = self.priority is not None
 
         def one_update(i, state):
-            agent, sums = state
+            agent, sums, buf = state if prioritized else (*state, buffer)
             k_sample, k_update = jax.random.split(jax.random.fold_in(rng, i))
-            batch = replay.sample(buffer, k_sample, self.batch_size, self.seq_len)
+            batch = self._sample(buf, k_sample)
             agent, metrics = self.algo.update(agent, batch, k_update)
-            return agent, jax.tree.map(jnp.add, sums, metrics)
+            metrics = dict(metrics)
+            priorities = metrics.pop(replay.PRIORITY_KEY, None)
+            sums = jax.tree.map(jnp.add, sums, metrics)
+            if not prioritized:
+                return agent, sums
+            return agent, sums, replay.update_priorities(buf, batch.env, batch.row, priorities)
 
-        return jax.lax.fori_loop(0, n, one_update, (agent, sums))
+        if not prioritized:
+            agent, sums = jax.lax.fori_loop(0, n, one_update, (agent, sums))
+            return agent, buffer, sums
+        agent, sums, buffer = jax.lax.fori_loop(0, n, one_update, (agent, sums, buffer))
+        return agent, buffer, sums
 
     def _iteration(self, carry: Carry, stats: ChunkStats):
         env, N, A = self.env, self.num_envs, self.env.action_dim
@@ -115,7 +137,7 @@ class Anakin:
             return jax.random.uniform(k_act, (N, A), minval=-1.0, maxval=1.0), carry.plan_mean
 
         def plan_act(_):
-            return self.algo.act(carry.agent, carry.env_state.obs, carry.plan_mean, k_act, False)
+            return self.algo.act(carry.agent, carry.env_state.obs, carry.plan_mean, k_act, False, carry.agent_steps)
 
         action, plan_mean = jax.lax.cond(seeding, random_act, plan_act, None)
         env_state, out = env.step(carry.env_state, action)
@@ -125,7 +147,7 @@ class Anakin:
         agent_steps = carry.agent_steps + N
         just_seeded = seeding & (agent_steps >= self.seed_steps)
         n_updates = jnp.where(seeding, jnp.where(just_seeded, self.pretrain_updates, 0), self.updates_per_iter)
-        agent, update_sums = self._updates(carry.agent, buffer, k_update, n_updates, stats.update_sums)
+        agent, buffer, update_sums = self._updates(carry.agent, buffer, k_update, n_updates, stats.update_sums)
 
         finished = out.done.astype(jnp.float32)
         stats = ChunkStats(
@@ -147,15 +169,22 @@ class Anakin:
 
     # -------------------------------------------------------------------------------- evaluation
 
-    def _evaluate(self, agent, rng: jax.Array, num_episodes: int):
-        """Returns of `num_episodes` full episodes run in parallel with deterministic planning."""
+    def _evaluate(self, agent, rng: jax.Array, num_episodes: int, agent_steps=None):
+        """Returns of `num_episodes` full episodes run in parallel with deterministic planning.
+
+        `agent_steps` (the training carry's) is what the algorithm's step schedules read; by default
+        (None) they are taken as finished.
+        """
         env = self.env
         k_reset, k_loop = jax.random.split(rng)
         state = env.reset(k_reset, num_episodes)
+        if agent_steps is None:
+            agent_steps = jnp.iinfo(jnp.int32).max
+        agent_steps = jnp.asarray(agent_steps, jnp.int32)
 
         def step(state_mean, key):
             state, mean = state_mean
-            action, mean = self.algo.act(agent, state.obs, mean, key, True)
+            action, mean = self.algo.act(agent, state.obs, mean, key, True, agent_steps)
             state, out = env.step(state, action)
             return (state, mean), out.reward
 

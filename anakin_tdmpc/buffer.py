@@ -55,6 +55,24 @@ outer ``jax.vmap`` the ``cond`` becomes a ``select`` and the pass runs on every
 call (one read of ``episode_step``: cheap on an accelerator next to a network
 update, about 1 ms per buffer of 1M transitions on a 2-core CPU).
 
+Prioritized replay (TD-MPC)
+---------------------------
+A buffer made with ``init(..., prioritized=True)`` also keeps a priority per
+``(row, env)`` window start, ``priority: [T, N]``, and ``max_priority``, the
+largest priority stored (1.0 in an empty buffer).  ``add`` writes new rows at
+``max_priority`` so fresh data is sampled soon; ``update_priorities`` writes the
+priorities an update computed for the starts it trained on (plus
+``PRIORITY_EPS``) and refreshes ``max_priority``.  ``sample_prioritized`` draws
+starts with probability ``P(i) = p_i^alpha / sum_j p_j^alpha`` over the
+*valid* starts only (same validity as above: inside written data, not
+crossing the pointer or an episode reset), exactly, by inverse-CDF sampling on
+a two-level (block) cumulative sum of the masked ``p^alpha`` (``O(T * N)`` per
+call, float32 prefix sums kept short for accuracy), and returns importance
+weights ``w_i = (N_valid * P(i))^-beta / max_batch w``.  This follows the
+official TD-MPC buffer, whose windows never cross an episode end because their
+starts get priority 0 (here: the validity mask).  A uniform buffer holds empty
+``priority`` ([0, N]) and ``max_priority`` ([0]) arrays and costs nothing extra.
+
 All functions are pure, fixed-shape and work inside ``jit``, ``lax.scan`` and
 an outer ``jax.vmap`` (e.g. over seeds).
 """
@@ -71,6 +89,20 @@ from jax import lax
 DEFAULT_NUM_CANDIDATES = 8
 """Default number of rejection-sampling proposals per batch entry."""
 
+PRIORITY_EPS = 1e-6
+"""Added to every priority written by ``update_priorities`` (as the official TD-MPC buffer)."""
+
+PRIORITY_KEY = "_priority"
+"""Reserved key of an algorithm's update metrics: ``[B]`` new priorities of the batch's window starts.
+The fused loop (anakin.py) pops it and writes it back with ``update_priorities``; it is never logged."""
+
+
+class Prioritization(NamedTuple):
+    """An algorithm that wants prioritized replay declares ``replay_priority = Prioritization(alpha, beta)``."""
+
+    alpha: float = 0.6  # sampling probability proportional to priority ** alpha
+    beta: float = 0.4  # importance-weight exponent
+
 
 class BufferState(NamedTuple):
     """Ring-buffer storage, time-major per environment (``T`` rows, ``N`` envs)."""
@@ -81,6 +113,8 @@ class BufferState(NamedTuple):
     episode_step: jax.Array  # [T, N] int32 (-1 where never written)
     pointer: jax.Array  # int32 scalar, next row to write
     size: jax.Array  # int32 scalar, rows written so far, capped at T
+    priority: jax.Array  # [T, N] float32 priority of each window start ([0, N] in a uniform buffer)
+    max_priority: jax.Array  # float32 scalar, largest stored priority ([0] in a uniform buffer)
 
 
 class Batch(NamedTuple):
@@ -89,6 +123,9 @@ class Batch(NamedTuple):
     obs: jax.Array  # [H+1, B, obs_dim]
     action: jax.Array  # [H, B, action_dim]
     reward: jax.Array  # [H, B]
+    env: jax.Array = None  # [B] int32 env of each window (None in hand-made batches)
+    row: jax.Array = None  # [B] int32 physical start row of each window
+    weight: jax.Array = None  # [B] float32 importance weight (ones when sampled uniformly; None = ones)
 
 
 # ---------------------------------------------------------------------------
@@ -109,16 +146,20 @@ def rows_for(capacity: int, num_envs: int, seq_len: int) -> int:
     return max(math.ceil(capacity / num_envs), seq_len)
 
 
-def memory_bytes(capacity: int, num_envs: int, obs_dim: int, action_dim: int, seq_len: int) -> int:
+def memory_bytes(
+    capacity: int, num_envs: int, obs_dim: int, action_dim: int, seq_len: int, prioritized: bool = False
+) -> int:
     """Bytes held by one ``BufferState`` (storage arrays plus the two int32 scalars).
 
     Per stored row and env: ``obs_dim + action_dim`` float32 values, one float32
-    reward and one int32 episode step.  Transient memory of ``sample`` (at most
-    an int32 per ``(row, env)`` in the fallback path) is not included.
+    reward and one int32 episode step, plus a float32 priority (and the float32
+    ``max_priority`` scalar) when ``prioritized``.  Transient memory of ``sample``
+    (at most an int32 per ``(row, env)`` in the fallback path; a float32 per
+    ``(row, env)`` in ``sample_prioritized``) is not included.
     """
     rows = rows_for(capacity, num_envs, seq_len)
-    per_row_env = 4 * (obs_dim + action_dim) + 4 + 4
-    return rows * num_envs * per_row_env + 2 * 4
+    per_row_env = 4 * (obs_dim + action_dim) + 4 + 4 + (4 if prioritized else 0)
+    return rows * num_envs * per_row_env + 2 * 4 + (4 if prioritized else 0)
 
 
 # ---------------------------------------------------------------------------
@@ -126,9 +167,15 @@ def memory_bytes(capacity: int, num_envs: int, obs_dim: int, action_dim: int, se
 # ---------------------------------------------------------------------------
 
 
-def init(capacity: int, num_envs: int, obs_dim: int, action_dim: int, seq_len: int) -> BufferState:
-    """Create an empty buffer of ``rows_for(capacity, num_envs, seq_len)`` rows."""
+def init(
+    capacity: int, num_envs: int, obs_dim: int, action_dim: int, seq_len: int, prioritized: bool = False
+) -> BufferState:
+    """Create an empty buffer of ``rows_for(capacity, num_envs, seq_len)`` rows.
+
+    With ``prioritized``, priorities start at 1.0 (the ``max_priority`` of an empty buffer).
+    """
     rows = rows_for(capacity, num_envs, seq_len)
+    priority_rows = rows if prioritized else 0
     return BufferState(
         obs=jnp.zeros((rows, num_envs, obs_dim), jnp.float32),
         action=jnp.zeros((rows, num_envs, action_dim), jnp.float32),
@@ -136,7 +183,14 @@ def init(capacity: int, num_envs: int, obs_dim: int, action_dim: int, seq_len: i
         episode_step=jnp.full((rows, num_envs), -1, jnp.int32),
         pointer=jnp.zeros((), jnp.int32),
         size=jnp.zeros((), jnp.int32),
+        priority=jnp.ones((priority_rows, num_envs), jnp.float32),
+        max_priority=jnp.ones(() if prioritized else (0,), jnp.float32),
     )
+
+
+def is_prioritized(state: BufferState) -> bool:
+    """Whether ``state`` keeps priorities (static: read from array shapes)."""
+    return state.priority.shape[0] > 0
 
 
 def add(
@@ -157,7 +211,8 @@ def add(
 
     The write is a ``dynamic_update_slice`` of one row per array (``O(N)``
     work), performed in place when ``state`` is donated to the enclosing jit
-    (or carried through a ``lax.scan``).
+    (or carried through a ``lax.scan``).  A prioritized buffer gives the new
+    row ``max_priority``.
     """
     row = state.pointer
     num_rows = state.episode_step.shape[0]
@@ -174,6 +229,12 @@ def add(
         episode_step=write(state.episode_step, episode_step),
         pointer=(row + 1) % num_rows,
         size=jnp.minimum(state.size + 1, num_rows),
+        priority=(
+            write(state.priority, jnp.broadcast_to(state.max_priority, state.priority.shape[1:]))
+            if is_prioritized(state)
+            else state.priority
+        ),
+        max_priority=state.max_priority,
     )
 
 
@@ -329,6 +390,9 @@ def gather(state: BufferState, env: jax.Array, row: jax.Array, seq_len: int) -> 
         obs=state.obs[rows, envs],
         action=state.action[rows[:-1], envs[:-1]],
         reward=state.reward[rows[:-1], envs[:-1]],
+        env=env.astype(jnp.int32),
+        row=row.astype(jnp.int32),
+        weight=jnp.ones(env.shape, jnp.float32),
     )
 
 
@@ -348,3 +412,94 @@ def sample(
     """
     env, row, _ = sample_starts(state, rng, batch_size, seq_len, num_candidates)
     return gather(state, env, row, seq_len)
+
+
+# ---------------------------------------------------------------------------
+# Prioritized replay.
+# ---------------------------------------------------------------------------
+
+
+def _inverse_cdf(weights: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Draw indices of a 1-D non-negative ``weights`` [M] with probability ``weights / sum``.
+
+    ``u`` [B] are uniforms in [0, 1).  Returns ``(index [B], total)``.  Two-level
+    inverse CDF: ``weights`` is cut into blocks of ``S ~ sqrt(M)``; a query finds
+    its block in the cumulative sum of block sums, then its entry in the
+    cumulative sum of that block.  Both prefix sums have ``~sqrt(M)`` terms,
+    which keeps float32 rounding far below the smallest probabilities of
+    interest.  The returned entry always has positive weight when ``total > 0``
+    (rounding at block or entry edges is clamped to the last positive entry).
+    Work ``O(M + B * sqrt(M))``.
+    """
+    size = weights.shape[0]
+    block = 1 << max(0, math.ceil(math.log2(max(math.isqrt(max(size - 1, 0)) + 1, 1))))
+    num_blocks = -(-size // block)
+    blocks = jnp.pad(weights, (0, num_blocks * block - size)).reshape(num_blocks, block)
+    block_sum = jnp.sum(blocks, axis=1)
+    block_cum = jnp.cumsum(block_sum)
+    total = block_cum[-1]
+    target = u * total
+
+    def last_positive(x: jax.Array) -> jax.Array:  # index of the last entry > 0 along the last axis
+        n = x.shape[-1]
+        return (n - 1 - jnp.argmax(jnp.flip(x > 0, axis=-1), axis=-1)).astype(jnp.int32)
+
+    b = jnp.searchsorted(block_cum, target, side="right").astype(jnp.int32)  # first block with cum > target
+    b = jnp.minimum(b, last_positive(block_sum))
+    before = jnp.where(b > 0, block_cum[jnp.maximum(b - 1, 0)], 0.0)
+    offset = jnp.maximum(target - before, 0.0)
+    chosen = blocks[b]  # [B, S]
+    inner = jnp.cumsum(chosen, axis=1)
+    i = jnp.sum(inner <= offset[:, None], axis=1).astype(jnp.int32)  # first entry with cum > offset
+    i = jnp.minimum(i, last_positive(chosen))
+    return b * block + i, total
+
+
+def sample_prioritized(
+    state: BufferState,
+    rng: jax.Array,
+    batch_size: int,
+    seq_len: int,
+    alpha: float = 0.6,
+    beta: float = 0.4,
+) -> Batch:
+    """Sample windows with probability ``priority^alpha`` over valid starts, with importance weights.
+
+    ``P(env, row) = p^alpha / sum_valid p^alpha`` for valid starts (see the
+    module docstring), 0 otherwise; sampled with replacement.  ``weight =
+    (N_valid * P)^-beta``, divided by its maximum over the batch.  The batch's
+    ``env`` / ``row`` identify the starts for ``update_priorities``.
+    Precondition (as ``sample``): the buffer holds at least one valid window
+    and is prioritized (``init(..., prioritized=True)``).
+    """
+    num_rows, num_envs = state.episode_step.shape
+    if not is_prioritized(state):
+        raise ValueError("sample_prioritized needs a buffer made with init(..., prioritized=True)")
+    if not 1 <= seq_len <= num_rows:
+        raise ValueError(f"seq_len must be in [1, {num_rows}], got {seq_len}")
+    valid = valid_start_mask(state, seq_len)
+    scaled = jnp.where(valid, state.priority**alpha, 0.0).reshape(-1)  # row-major (row, env)
+    u = jax.random.uniform(rng, (batch_size,), jnp.float32)
+    index, total = _inverse_cdf(scaled, u)
+    row, env = index // num_envs, index % num_envs
+    prob = scaled[index] / total
+    num_valid = jnp.sum(valid, dtype=jnp.int32).astype(jnp.float32)
+    weight = (num_valid * prob) ** (-beta)
+    weight = weight / jnp.max(weight)
+    return gather(state, env, row, seq_len)._replace(weight=weight)
+
+
+def update_priorities(state: BufferState, env: jax.Array, row: jax.Array, priorities: jax.Array) -> BufferState:
+    """Write ``priorities + PRIORITY_EPS`` at window starts ``(row[b], env[b])``; refresh ``max_priority``.
+
+    ``max_priority`` becomes the largest priority of the written rows (as the
+    official buffer's max over stored priorities), so new data enters at the
+    current maximum.  With repeated starts in one batch, one of their values
+    is kept.  A no-op on a uniform buffer.
+    """
+    if not is_prioritized(state):
+        return state
+    priority = state.priority.at[row, env].set(jnp.asarray(priorities, jnp.float32) + PRIORITY_EPS)
+    written = state.episode_step >= 0
+    max_priority = jnp.max(jnp.where(written, priority, 0.0))
+    return state._replace(priority=priority, max_priority=max_priority)

@@ -8,9 +8,10 @@ import dataclasses
 import math
 from typing import Optional
 
+from anakin_tdmpc.tdmpc import TDMPCConfig
 from anakin_tdmpc.tdmpc2 import TDMPC2Config
 
-ALGOS = ("tdmpc2",)
+ALGOS = ("tdmpc2", "tdmpc")
 
 # TD-MPC2 model-size presets (millions of parameters): encoder width, MLP width, latent size,
 # encoder layers, Q-functions. From the paper's appendix / official config.
@@ -23,16 +24,31 @@ MODEL_SIZES = {
 }
 
 
+# TD-MPC (original) per-domain defaults, from its paper and official cfgs/tasks/*.yaml: action repeat 8 for
+# cartpole, 2 for walker / finger / humanoid, 4 otherwise; humanoid also plans with 12 MPPI iterations and a
+# latent of 100. TD-MPC has a single model size (enc 256, mlp 512, latent 50) and seeds 5000 agent steps.
+TDMPC_DOMAIN_DEFAULTS = {
+    "cartpole": dict(action_repeat=8),
+    "walker": dict(action_repeat=2),
+    "finger": dict(action_repeat=2),
+    "humanoid": dict(action_repeat=2, latent_dim=100, iterations=12),
+}
+TDMPC_ACTION_REPEAT = 4
+TDMPC_SEED_STEPS = 5000
+TDMPC2_ACTION_REPEAT = 2
+
+
 class ConfigError(ValueError):
     """A bad setting; the CLI prints its one-line message and exits with code 2."""
 
 
 @dataclasses.dataclass
 class Args:
-    """Train TD-MPC2 on an MJX DeepMind Control task, fused into one compiled JAX program."""
+    """Train TD-MPC2 or TD-MPC on an MJX DeepMind Control task, fused into one compiled JAX program."""
 
     algo: str = "tdmpc2"
-    """algorithm to train: tdmpc2"""
+    """algorithm to train: tdmpc2 (TD-MPC2, ICLR 2024) or tdmpc (the original TD-MPC, ICML 2022: prioritized
+    replay, planning horizon and exploration std scheduled over its first 25k agent steps)"""
     task: str = "cheetah-run"
     """DMC task, e.g. cheetah-run, walker-walk, cup-catch or dm_control/cheetah-run-v0"""
     total_timesteps: int = 1_000_000
@@ -44,18 +60,20 @@ class Args:
     utd: float = 1.0
     """gradient updates per agent step (the paper: 1); each iteration runs utd x num_envs updates"""
     model_size: int = 5
-    """TD-MPC2 preset in millions of parameters: 1, 5, 19, 48 or 317"""
-    action_repeat: int = 2
-    """times each action is repeated in the env (the paper: 2)"""
+    """TD-MPC2 preset in millions of parameters: 1, 5, 19, 48 or 317 (tdmpc has one size: enc 256, mlp 512,
+    latent 50, 100 on humanoid)"""
+    action_repeat: Optional[int] = None
+    """times each action is repeated in the env (default: the algorithm's: 2 for tdmpc2; for tdmpc per task as
+    its paper: cartpole 8, walker / finger / humanoid 2, others 4)"""
     episode_length: Optional[int] = None
-    """agent steps per episode (default: 1000 control steps / action_repeat = 500)"""
+    """agent steps per episode (default: 1000 control steps / action_repeat, e.g. 500 at action repeat 2)"""
     seed_steps: Optional[int] = None
-    """agent steps of uniform random actions before learning (default: max(1000, 5 x episode_length));
-    followed by that many pretraining updates"""
+    """agent steps of uniform random actions before learning (default: tdmpc2 max(1000, 5 x episode_length),
+    tdmpc 5000); followed by that many pretraining updates"""
     buffer_size: int = 1_000_000
     """replay capacity in transitions (capped at the run's total agent steps)"""
-    batch_size: int = 256
-    """sequences of horizon+1 steps per update"""
+    batch_size: Optional[int] = None
+    """sequences of horizon+1 steps per update (default: 256 for tdmpc2, 512 for tdmpc)"""
     eval_every: int = 100_000
     """env steps between evaluations (and one at the end)"""
     eval_episodes: int = 10
@@ -66,37 +84,113 @@ class Args:
     """output folder (default: runs/<task>__<algo>__<seed>__<time>)"""
     # planner overrides
     horizon: Optional[int] = None
-    """planning / training horizon H (default 3)"""
+    """planning / training horizon H (default 3 for tdmpc2; 5 for tdmpc, whose planning horizon grows
+    linearly from 1 to H over its first 25k agent steps)"""
     iterations: Optional[int] = None
-    """MPPI iterations (default 6, +2 when the action dim is >= 20)"""
+    """MPPI iterations (default 6; tdmpc2 +2 when the action dim is >= 20; tdmpc 12 on humanoid)"""
     num_samples: Optional[int] = None
-    """MPPI action sequences per iteration (default 512)"""
+    """MPPI action sequences per iteration (default 512; tdmpc adds its policy sequences on top)"""
     num_elites: Optional[int] = None
     """elite sequences refitting the MPPI distribution (default 64)"""
     num_pi_trajs: Optional[int] = None
-    """sequences proposed by the policy prior (default 24)"""
+    """sequences proposed by the policy prior (default 24 for tdmpc2; 5% of num_samples for tdmpc)"""
     # network overrides (on top of --model_size)
     enc_dim: Optional[int] = None
     """encoder hidden width"""
     mlp_dim: Optional[int] = None
     """hidden width of dynamics, reward, policy and Q networks"""
     latent_dim: Optional[int] = None
-    """latent size (a multiple of 8, the SimNorm group)"""
+    """latent size (tdmpc2: a multiple of 8, the SimNorm group)"""
     num_q: Optional[int] = None
-    """Q-functions in the ensemble (>= 2)"""
+    """Q-functions in the ensemble (>= 2; tdmpc2 only, tdmpc has twin Qs)"""
     num_enc_layers: Optional[int] = None
-    """encoder layers"""
+    """encoder layers (tdmpc2 only)"""
     lr: Optional[float] = None
-    """learning rate (default 3e-4; encoder x 0.3)"""
+    """learning rate (default 3e-4 for tdmpc2, encoder x 0.3; 1e-3 for tdmpc)"""
+    # outputs: videos, wandb, checkpoints (may differ between a run and its --resume)
+    capture_video: bool = False
+    """at each evaluation, render one eval episode to <run_dir>/videos/<env_steps>.mp4 (needs EGL or OSMesa;
+    the run goes on without videos if neither works)"""
+    track: bool = False
+    """log metrics, config and videos to Weights & Biases (WANDB_MODE=offline works without an account)"""
+    wandb_project: str = "anakin_tdmpc"
+    """wandb project (with --track)"""
+    wandb_entity: Optional[str] = None
+    """wandb entity, a user or team (with --track; default: your default entity)"""
+    wandb_group: Optional[str] = None
+    """wandb group, e.g. to gather seeds of one experiment (with --track)"""
+    checkpoint_every: int = 100_000
+    """env steps between checkpoints of the whole training state, at chunk boundaries (and one at the end)"""
+    keep_checkpoints: int = 3
+    """checkpoints kept in <run_dir>/checkpoints (the oldest are deleted)"""
+    resume: bool = False
+    """continue the run in --run_dir from its latest checkpoint (same config required); a resumed run writes
+    the same metrics as an uninterrupted one"""
 
 
-def algo_config(args: Args) -> TDMPC2Config:
-    """The algorithm's config: the model-size preset, then any explicit overrides."""
+def _domain(task: str) -> str:
+    from anakin_tdmpc.envs import canonical_task_name
+
+    return canonical_task_name(task).split("-")[0]
+
+
+def resolve_args(args: Args) -> Args:
+    """Fill the flags whose default (None) depends on the algorithm: action repeat (per task for tdmpc),
+    batch size, and tdmpc's 5000 seed steps (tdmpc2's depend on the episode length: see make_schedule)."""
+    tdmpc = args.algo == "tdmpc"
+    values = {}
+    if args.action_repeat is None:
+        values["action_repeat"] = (
+            TDMPC_DOMAIN_DEFAULTS.get(_domain(args.task), {}).get("action_repeat", TDMPC_ACTION_REPEAT)
+            if tdmpc else TDMPC2_ACTION_REPEAT
+        )
+    if args.batch_size is None:
+        values["batch_size"] = TDMPCConfig.batch_size if tdmpc else TDMPC2Config.batch_size
+    if args.seed_steps is None and tdmpc:
+        values["seed_steps"] = TDMPC_SEED_STEPS
+    return dataclasses.replace(args, **values) if values else args
+
+
+def tdmpc_config(args: Args) -> TDMPCConfig:
+    """TD-MPC's config: the paper's defaults, the task domain's (humanoid), then any explicit overrides."""
+    args = resolve_args(args)
+    if args.model_size != Args.model_size:
+        raise ConfigError("--model_size is a TD-MPC2 preset; tdmpc has one size (override --enc_dim, --mlp_dim, "
+                          "--latent_dim instead)")
+    for name in ("num_q", "num_enc_layers"):
+        if getattr(args, name) is not None:
+            raise ConfigError(f"--{name} applies to tdmpc2 only")
+    values = {k: v for k, v in TDMPC_DOMAIN_DEFAULTS.get(_domain(args.task), {}).items() if k != "action_repeat"}
+    for name in ("horizon", "iterations", "num_samples", "num_elites", "num_pi_trajs", "enc_dim", "mlp_dim",
+                 "latent_dim", "lr", "batch_size"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    cfg = dataclasses.replace(TDMPCConfig(), **values)
+    for name in ("horizon", "iterations", "num_samples", "num_elites", "enc_dim", "mlp_dim", "latent_dim",
+                 "batch_size"):
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"--{name} must be positive, got {getattr(cfg, name)}")
+    if cfg.lr <= 0:
+        raise ConfigError(f"--lr must be positive, got {cfg.lr}")
+    num_pi_trajs = cfg.num_pi_trajs if cfg.num_pi_trajs is not None else int(cfg.mixture_coef * cfg.num_samples)
+    if num_pi_trajs < 0:
+        raise ConfigError(f"--num_pi_trajs must be >= 0, got {num_pi_trajs}")
+    if cfg.num_elites > cfg.num_samples + num_pi_trajs:
+        raise ConfigError(f"--num_elites ({cfg.num_elites}) must not exceed the {cfg.num_samples + num_pi_trajs} "
+                          "sequences (num_samples + num_pi_trajs)")
+    return dataclasses.replace(cfg, num_pi_trajs=num_pi_trajs)
+
+
+def algo_config(args: Args) -> TDMPC2Config | TDMPCConfig:
+    """The algorithm's config: the model-size preset (tdmpc2) or the paper's defaults (tdmpc), then any
+    explicit overrides."""
+    if args.algo == "tdmpc":
+        return tdmpc_config(args)
     if args.model_size not in MODEL_SIZES:
         raise ConfigError(f"--model_size must be one of {sorted(MODEL_SIZES)}, got {args.model_size}")
-    values = dict(MODEL_SIZES[args.model_size], batch_size=args.batch_size)
+    values = dict(MODEL_SIZES[args.model_size])
     for name in ("horizon", "iterations", "num_samples", "num_elites", "num_pi_trajs", "enc_dim", "mlp_dim",
-                 "latent_dim", "num_q", "num_enc_layers", "lr"):
+                 "latent_dim", "num_q", "num_enc_layers", "lr", "batch_size"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     cfg = dataclasses.replace(TDMPC2Config(), **values)
@@ -138,6 +232,7 @@ class Schedule:
 
 def make_schedule(args: Args, episode_length: int, horizon: int) -> Schedule:
     """Validate the step settings and derive the loop's iteration counts."""
+    args = resolve_args(args)
     for name in ("total_timesteps", "num_envs", "action_repeat", "eval_every", "log_every", "buffer_size"):
         if getattr(args, name) <= 0:
             raise ConfigError(f"--{name} must be positive, got {getattr(args, name)}")

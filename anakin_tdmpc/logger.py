@@ -11,6 +11,7 @@ from typing import Optional
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
 
 
 def _clean(value):
@@ -67,6 +68,15 @@ class RunLogger:
 
     def message(self, text: str) -> None:
         self.console.print(text, highlight=False)
+
+    def summary(self, title: str, items: list[tuple[str, str]]) -> None:
+        """A two-column table (e.g. the end-of-run summary: steps, wall time, SPS, final eval return)."""
+        table = Table(title=title, show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        for name, value in items:
+            table.add_row(name, value)
+        self.console.print(table)
 
     def close(self) -> None:
         self._progress.stop()

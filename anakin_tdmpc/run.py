@@ -1,20 +1,23 @@
 """`python -m anakin_tdmpc.run`: parse flags, build env + algorithm + fused loop, drive compiled chunks,
-evaluate, and write <run_dir>/config.json and <run_dir>/metrics.jsonl."""
+evaluate, and write <run_dir>/config.json, metrics.jsonl, curves.png, checkpoints/ (and videos/ with
+--capture_video, wandb with --track); --resume continues a run exactly from its latest checkpoint."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
     print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(code)
 
 
 def default_run_dir(args) -> str:
@@ -32,7 +35,8 @@ def prepare_run_dir(run_dir: str, config: dict) -> None:
         except (OSError, ValueError):
             same = False
         what = "this same configuration" if same else "a different run"
-        _fail(f"run dir {run_dir} already holds {what}; choose a new --run_dir")
+        _fail(f"run dir {run_dir} already holds {what}; choose a new --run_dir"
+              + (" or add --resume to continue it" if same else ""))
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         _fail(f"run dir {run_dir} exists and is not a folder")
     os.makedirs(run_dir, exist_ok=True)
@@ -42,10 +46,12 @@ def prepare_run_dir(run_dir: str, config: dict) -> None:
 
 def build(args):
     """Validate everything that can be validated before any compilation -> (env, algo, loop, schedule)."""
-    from anakin_tdmpc import anakin, config, envs, tdmpc2
+    from anakin_tdmpc import anakin, config, envs, tdmpc, tdmpc2
 
     if args.algo not in config.ALGOS:
         raise config.ConfigError(f"unknown algo '{args.algo}'; valid: {', '.join(config.ALGOS)}")
+    envs.canonical_task_name(args.task)
+    args = config.resolve_args(args)  # the algorithm's defaults for action repeat, batch size, seed steps
     if args.action_repeat <= 0:
         raise config.ConfigError(f"--action_repeat must be positive, got {args.action_repeat}")
     if args.episode_length is not None and args.episode_length <= 0:
@@ -56,7 +62,8 @@ def build(args):
     episode_length = args.episode_length or envs.default_episode_length(args.action_repeat)
     schedule = config.make_schedule(args, episode_length, cfg.horizon)
     env = envs.make_env(args.task, action_repeat=args.action_repeat, episode_length=episode_length)
-    algo = tdmpc2.TDMPC2(cfg, env.obs_dim, env.action_dim, env.episode_length)
+    algo_class = {"tdmpc2": tdmpc2.TDMPC2, "tdmpc": tdmpc.TDMPC}[args.algo]
+    algo = algo_class(cfg, env.obs_dim, env.action_dim, env.episode_length)
     loop = anakin.Anakin(
         algo,
         env,
@@ -74,10 +81,19 @@ def train(args) -> str:
     import jax
 
     from anakin_tdmpc import buffer as replay
+    from anakin_tdmpc import checkpoint
     from anakin_tdmpc.config import ConfigError
     from anakin_tdmpc.envs import UnknownTaskError
     from anakin_tdmpc.logger import RunLogger, format_duration
 
+    _check_output_flags(args)
+    resume = None  # checkpoint.ResumePoint with --resume when the run dir holds a run
+    if args.resume:
+        try:
+            resume = checkpoint.find_resume_point(args.run_dir, dataclasses.asdict(args), args.keep_checkpoints)
+        except checkpoint.CheckpointError as e:
+            _fail(str(e))
+    render = _choose_render_backend() if args.capture_video else None  # before mujoco's GL is first used
     try:
         env, algo, loop, schedule = build(args)
     except (ConfigError, UnknownTaskError) as e:
@@ -94,66 +110,251 @@ def train(args) -> str:
         "schedule": dataclasses.asdict(schedule),
         "jax": {"version": jax.__version__, "backend": jax.default_backend(), "devices": len(jax.devices())},
     }
-    prepare_run_dir(run_dir, config)
+    rng = jax.random.key(args.seed)
+    k_init, k_eval = jax.random.split(rng)
+    restored = None  # (carry, checkpoint meta) when resuming from a checkpoint
+    if resume is not None and resume.step is not None:
+        reader = checkpoint.Checkpointer(run_dir, args.keep_checkpoints, create=False)
+        try:  # damaged or foreign checkpoints are refused here, before anything is written
+            restored = reader.restore(resume.step, jax.eval_shape(loop.init, k_init), resume.meta)
+        except checkpoint.CheckpointError as e:
+            _fail(str(e))
+        finally:
+            reader.close()
+    if resume is None:
+        prepare_run_dir(run_dir, config)
+        rows = []
+    else:  # drop the rows logged after the checkpoint: the continuation logs them again
+        rows = checkpoint.truncate_metrics(os.path.join(run_dir, "metrics.jsonl"), resume.step or 0)
+    host = dict(restored[1]["host"]) if restored else {}
+    tracker = None
+    if args.track:
+        from anakin_tdmpc.tracking import TrackingError, WandbTracker
+
+        try:
+            tracker = WandbTracker(args.wandb_project, args.wandb_entity, args.wandb_group, run_dir, config,
+                                   run_id=host.get("wandb_id"))
+        except TrackingError as e:
+            _fail(str(e))
     log = RunLogger(run_dir, schedule.total_env_steps)
-    mem = replay.memory_bytes(schedule.buffer_capacity, args.num_envs, env.obs_dim, env.action_dim, algo.cfg.horizon + 1)
+    mem = replay.memory_bytes(schedule.buffer_capacity, args.num_envs, env.obs_dim, env.action_dim, algo.cfg.horizon + 1,
+                              prioritized=getattr(algo, "replay_priority", None) is not None)
     log.message(
         f"{args.algo} on {env.name} | obs {env.obs_dim} act {env.action_dim} | {args.num_envs} envs x action repeat "
         f"{env.action_repeat} | {schedule.updates_per_iter} updates/iter after {schedule.seed_steps} seed steps | "
         f"buffer {schedule.buffer_capacity:,} ({mem / 2**20:.0f} MiB) | {jax.default_backend()} | {run_dir}"
     )
 
-    rng = jax.random.key(args.seed)
-    k_init, k_eval = jax.random.split(rng)
-    carry = loop.init(k_init)
+    from anakin_tdmpc.curves import plot_curves
+    from anakin_tdmpc.evaluate import make_evaluate
+    from anakin_tdmpc.guard import DIVERGED_EXIT_CODE, DivergenceGuard
+
+    checkpointer = checkpoint.Checkpointer(run_dir, args.keep_checkpoints)
+    if restored:
+        carry = restored[0]
+        log.message(f"resuming from {checkpointer.path(resume.step)} (env step {resume.step:,}); "
+                    f"metrics.jsonl keeps its first {len(rows)} rows")
+    else:
+        if resume is not None:
+            log.message(f"--resume: {run_dir} has no checkpoint yet; starting its run over")
+        carry = loop.init(k_init)
+    recorder = None
+    if render is not None:
+        backend, why = render
+        if backend is None:
+            log.message(f"warning: --capture_video: no OpenGL backend for MuJoCo works here ({why}); continuing "
+                        "without videos (README: Rendering)")
+        else:
+            from anakin_tdmpc.video import VideoRecorder
+
+            recorder = VideoRecorder(env.playground_env.mj_model, 1.0 / env.control_dt, log.message)
+            log.message(f"eval videos: rendering with MUJOCO_GL={backend}" + (f" (unavailable: {why})" if why else ""))
     t_compile = time.time()
     chunk = loop.chunk.lower(carry, np.int32(schedule.iters_per_chunk)).compile()
     log.message(f"compiled training chunk in {time.time() - t_compile:.1f}s")
+    evaluate = make_evaluate(algo, env)  # loop.evaluate's episodes, plus episode 0's positions for videos
+    guard = DivergenceGuard(carry.agent)
 
-    iters_done, next_eval, t_start = 0, args.eval_every, time.time()
-    last_eval = None
+    # host state of the loop: restored from the checkpoint on --resume, so the continuation is exact
+    iters_done = int(host.get("iters_done", 0))
+    next_eval = int(host.get("next_eval", args.eval_every))
+    last_eval, last_eval_std = host.get("last_eval"), host.get("last_eval_std")
+    env_steps = iters_done * schedule.env_steps_per_iter
+    next_checkpoint = (env_steps // args.checkpoint_every + 1) * args.checkpoint_every
+    saved_step = resume.step if restored else None
+    t_start = time.time() - float(host.get("time", 0.0))  # training time of earlier sessions counts
+    curves_ok = True
+
+    def save_checkpoint():
+        """Checkpoint the carry a chunk just returned (before the next chunk takes it) + the host state."""
+        nonlocal saved_step
+        state = {"iters_done": iters_done, "next_eval": next_eval, "last_eval": last_eval,
+                 "last_eval_std": last_eval_std, "time": time.time() - t_start,
+                 "wandb_id": tracker.id if tracker else host.get("wandb_id")}
+        checkpointer.save(env_steps, carry, state, config)
+        saved_step = env_steps
+
+    def draw_curves():
+        nonlocal curves_ok
+        if curves_ok:
+            try:
+                plot_curves(os.path.join(run_dir, "curves.png"), rows, env.name, args.algo, schedule.total_env_steps)
+            except Exception as e:  # noqa: BLE001 - a plot never stops training
+                curves_ok = False
+                log.message(f"warning: could not draw curves.png ({' '.join(str(e).split())[:200]})")
+
+    exit_code, exit_message = 0, None
     burst_iter = -(-schedule.seed_steps // schedule.agent_steps_per_iter) - 1  # completes seeding
-    while iters_done < schedule.total_iters:
-        n = min(schedule.iters_per_chunk, schedule.total_iters - iters_done)
-        if iters_done <= burst_iter < iters_done + n:
-            log.message(f"this chunk ends seeding and pretrains: {schedule.pretrain_updates} updates on the seed data")
-        t0 = time.time()
-        carry, stats = chunk(carry, np.int32(n))
-        stats = jax.device_get(stats)
-        dt = time.time() - t0
-        iters_done += n
-        env_steps = iters_done * schedule.env_steps_per_iter
-        row = {
-            "env_steps": env_steps,
-            "agent_steps": iters_done * schedule.agent_steps_per_iter,
-            "updates": int(jax.device_get(carry.agent.updates)),
-            "sps": n * schedule.env_steps_per_iter / dt,
-            "time": time.time() - t_start,
-        }
-        if stats.episodes > 0:
-            row["train/episode_return"] = float(stats.return_sum / stats.episodes)
-            row["train/episodes"] = int(stats.episodes)
-        if stats.num_updates > 0:
-            row.update({f"train/{k}": float(v / stats.num_updates) for k, v in stats.update_sums.items()})
-        done = iters_done == schedule.total_iters
-        if args.eval_episodes > 0 and (env_steps >= next_eval or done):
-            t_eval = time.time()
-            returns = jax.device_get(loop.evaluate(carry.agent, jax.random.fold_in(k_eval, iters_done), args.eval_episodes))
-            last_eval = float(np.mean(returns))
-            row["eval/episode_return"] = last_eval
-            row["eval/episode_return_std"] = float(np.std(returns))
-            row["eval/time"] = time.time() - t_eval
-            while next_eval <= env_steps:
-                next_eval += args.eval_every
-        log.log(row)
+    try:
+        with _Interrupt(log) as interrupt:
+            while True:
+                if interrupt.requested:  # Ctrl-C: save the last completed chunk's carry, then stop
+                    if saved_step != env_steps:
+                        save_checkpoint()
+                    exit_code = 130
+                    exit_message = (f"interrupted at env step {env_steps:,}; saved {checkpointer.path(env_steps)}; "
+                                    f"continue with --resume --run_dir {run_dir}")
+                    break
+                if iters_done >= schedule.total_iters:
+                    break
+                n = min(schedule.iters_per_chunk, schedule.total_iters - iters_done)
+                if iters_done <= burst_iter < iters_done + n:
+                    log.message(f"this chunk ends seeding and pretrains: {schedule.pretrain_updates} updates on the seed data")
+                t0 = time.time()
+                carry, stats = chunk(carry, np.int32(n))
+                stats = jax.device_get(stats)
+                dt = time.time() - t0
+                iters_done += n
+                env_steps = iters_done * schedule.env_steps_per_iter
+                row = {
+                    "env_steps": env_steps,
+                    "agent_steps": iters_done * schedule.agent_steps_per_iter,
+                    "updates": int(jax.device_get(carry.agent.updates)),
+                    "sps": n * schedule.env_steps_per_iter / dt,
+                    "time": time.time() - t_start,
+                }
+                if stats.episodes > 0:
+                    row["train/episode_return"] = float(stats.return_sum / stats.episodes)
+                    row["train/episodes"] = int(stats.episodes)
+                if stats.num_updates > 0:
+                    row.update({f"train/{k}": float(v / stats.num_updates) for k, v in stats.update_sums.items()})
+                bad = guard.check(row, [f"train/{k}" for k in stats.update_sums], carry.agent)
+                if bad:  # stop without saving the bad state: the last checkpoint stays the last good one
+                    log.log(row)
+                    exit_code = DIVERGED_EXIT_CODE
+                    exit_message = f"training diverged at env step {env_steps:,}: {bad}; " + (
+                        f"the last good checkpoint is {checkpointer.path(saved_step)}" if saved_step is not None
+                        else "no checkpoint was saved")
+                    break
+                done = iters_done == schedule.total_iters
+                result = None
+                if args.eval_episodes > 0 and (env_steps >= next_eval or done):
+                    t_eval = time.time()
+                    k_episodes = jax.random.fold_in(k_eval, iters_done)
+                    result = jax.device_get(evaluate(carry.agent, k_episodes, args.eval_episodes, carry.agent_steps))
+                    last_eval, last_eval_std = float(np.mean(result.returns)), float(np.std(result.returns))
+                    row["eval/episode_return"] = last_eval
+                    row["eval/episode_return_std"] = last_eval_std
+                    row["eval/time"] = time.time() - t_eval
+                    while next_eval <= env_steps:
+                        next_eval += args.eval_every
+                log.log(row)
+                rows.append(row)
+                if tracker:
+                    tracker.log(row)
+                if result is not None:
+                    video = recorder and recorder.record(
+                        os.path.join(run_dir, "videos", f"{env_steps}.mp4"), result.qpos, result.mocap_pos,
+                        result.mocap_quat)
+                    if video and tracker:
+                        tracker.log_video(video, env_steps, recorder.fps)
+                    draw_curves()
+                if env_steps >= next_checkpoint or done:
+                    save_checkpoint()
+                    while next_checkpoint <= env_steps:
+                        next_checkpoint += args.checkpoint_every
+        if exit_code == 0 and saved_step != env_steps:
+            save_checkpoint()  # e.g. a run resumed from a checkpoint older than its end
+    except BaseException:
+        exit_code = exit_code or 1
+        raise
+    finally:
+        if recorder:
+            recorder.close()
+        if tracker:
+            tracker.finish(exit_code)
+        checkpointer.close()
+        if exit_code:
+            log.close()
+    if exit_code == 130:
+        print(exit_message, file=sys.stderr)
+        raise SystemExit(130)
+    if exit_code:
+        _fail(exit_message, exit_code)
+    if not rows or not os.path.exists(os.path.join(run_dir, "curves.png")):
+        draw_curves()
     wall = time.time() - t_start
     log.message(
-        f"done: {schedule.total_env_steps:,} env steps in {format_duration(wall)} "
-        f"({schedule.total_env_steps / wall:,.0f} env steps/s)"
+        f"done: {env_steps:,} env steps in {format_duration(wall)} "
+        f"({env_steps / wall:,.0f} env steps/s)"
         + (f", final eval return {last_eval:.1f}" if last_eval is not None else "")
     )
+    log.summary("summary", [
+        ("env steps", f"{env_steps:,}"),
+        ("agent steps / updates", f"{iters_done * schedule.agent_steps_per_iter:,} / "
+                                  f"{int(jax.device_get(carry.agent.updates)):,}"),
+        ("training time", format_duration(wall)),
+        ("SPS (env steps/s)", f"{env_steps / wall:,.0f}"),
+        ("final eval return", f"{last_eval:.1f} ± {last_eval_std:.1f}" if last_eval is not None else "-"),
+        ("outputs", run_dir),
+    ])
     log.close()
     return run_dir
+
+
+def _check_output_flags(args) -> None:
+    """The output / resume flags, checked before anything is built or written."""
+    if args.checkpoint_every <= 0:
+        _fail(f"--checkpoint_every must be positive, got {args.checkpoint_every}")
+    if args.keep_checkpoints < 1:
+        _fail(f"--keep_checkpoints must be at least 1, got {args.keep_checkpoints}")
+    if args.resume and not args.run_dir:
+        _fail("--resume needs --run_dir, the run to continue")
+    if args.track and not args.wandb_project.strip():
+        _fail("--wandb_project must not be empty")
+
+
+def _choose_render_backend():
+    """(MUJOCO_GL backend or None, why others failed): EGL first on GPU machines, OSMesa first on CPU."""
+    import jax
+
+    from anakin_tdmpc.video import choose_backend
+
+    return choose_backend(prefer_gpu=jax.default_backend() == "gpu")
+
+
+class _Interrupt:
+    """Ctrl-C while training: finish the running chunk, save a checkpoint, exit 130 (a second Ctrl-C stops
+    at once). Installed only for the chunk loop, and only in the main thread."""
+
+    def __init__(self, log):
+        self.log, self.requested, self._previous = log, False, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.log.message("interrupt: saving a checkpoint after this chunk (Ctrl-C again to stop at once)")
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
 
 
 def parse_args(argv=None):

@@ -8,8 +8,8 @@
                 then the policy loss on the detached rollout, then a Polyak step of the target Qs
 
 The algorithm surface used by the fused loop (`anakin.py`) is the `TDMPC2` class:
-`init(rng) -> AgentState`, `act(agent, obs, plan_mean, rng, eval_mode) -> (action, plan_mean)` for a
-batch of N observations, and `update(agent, batch, rng) -> (agent, metrics)`. All are pure functions of
+`init(rng) -> AgentState`, `act(agent, obs, plan_mean, rng, eval_mode, step) -> (action, plan_mean)` for a
+batch of N observations (`step`, the loop's agent steps, is unused here), and `update(agent, batch, rng) -> (agent, metrics)`. All are pure functions of
 arrays; the configuration is static Python data held by the class.
 
 Defaults follow the paper and the official config.yaml (see ../shared/REFERENCE.md). Two details come
@@ -95,6 +95,8 @@ class AgentState(NamedTuple):
 
 class TDMPC2:
     """TD-MPC2 for one task: a static config plus pure functions of (AgentState, arrays)."""
+
+    replay_priority = None  # uniform replay (no prioritized sampling)
 
     def __init__(self, cfg: TDMPC2Config, obs_dim: int, action_dim: int, episode_length: int):
         if cfg.latent_dim % cfg.simnorm_dim:
@@ -250,8 +252,12 @@ class TDMPC2:
             action = action + std[0] * jax.random.normal(k_noise, (A,))
         return jnp.clip(action, -1.0, 1.0), mean
 
-    def act(self, agent: AgentState, obs: jax.Array, plan_mean: jax.Array, rng: jax.Array, eval_mode: bool = False):
-        """Plan for a batch of observations [N, obs_dim] with warm starts [N, H, A]."""
+    def act(self, agent: AgentState, obs: jax.Array, plan_mean: jax.Array, rng: jax.Array, eval_mode: bool = False,
+            step=None):
+        """Plan for a batch of observations [N, obs_dim] with warm starts [N, H, A].
+
+        `step` (the loop's agent steps) is part of the shared surface; TD-MPC2 has no step schedule and ignores it.
+        """
         keys = jax.random.split(rng, obs.shape[0])
         return jax.vmap(lambda o, m, k: self.plan(agent.params, o, m, k, eval_mode))(obs, plan_mean, keys)
 

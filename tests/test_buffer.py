@@ -396,3 +396,162 @@ def test_vmap_over_two_buffers():
         env, t0 = check_windows(batch, int(num_active[i]), 20)
         assert int(counts[i]) == brute_force_valid(state, seq_len).sum()
         assert len(set(zip(env.tolist(), t0.tolist()))) == int(counts[i])  # full coverage
+
+
+# ---------------------------------------------------------------------------
+# Prioritized replay (TD-MPC).
+# ---------------------------------------------------------------------------
+
+per_jit = jax.jit(buffer.sample_prioritized, static_argnames=("batch_size", "seq_len", "alpha", "beta"))
+
+
+def make_prioritized(capacity, num_envs, seq_len, num_steps, ep_lens=NO_RESET, phases=0):
+    state = buffer.init(capacity, num_envs, OBS_DIM, ACT_DIM, seq_len, prioritized=True)
+    ep_lens = np.broadcast_to(np.asarray(ep_lens), (num_envs,))
+    phases = np.broadcast_to(np.asarray(phases), (num_envs,))
+    return fill(state, num_steps, ep_lens, phases)
+
+
+def set_all_priorities(state, priorities):
+    """Write a full [T, N] priority table through update_priorities (stores priorities + eps)."""
+    rows, envs = np.meshgrid(np.arange(priorities.shape[0]), np.arange(priorities.shape[1]), indexing="ij")
+    return buffer.update_priorities(
+        state, jnp.asarray(envs.ravel()), jnp.asarray(rows.ravel()), jnp.asarray(priorities.ravel(), jnp.float32)
+    )
+
+
+def test_prioritized_init_memory_and_uniform_layout():
+    state = buffer.init(100, 3, OBS_DIM, ACT_DIM, 4, prioritized=True)
+    assert state.priority.shape == (34, 3) and state.priority.dtype == jnp.float32
+    assert np.all(np.asarray(state.priority) == 1.0) and float(state.max_priority) == 1.0
+    assert buffer.is_prioritized(state)
+    uniform = buffer.init(100, 3, OBS_DIM, ACT_DIM, 4)
+    assert uniform.priority.shape == (0, 3) and uniform.max_priority.shape == (0,)
+    assert not buffer.is_prioritized(uniform)
+    assert buffer.update_priorities(uniform, jnp.zeros(2, jnp.int32), jnp.zeros(2, jnp.int32), jnp.ones(2)) is uniform
+    # one float32 priority per (row, env) plus the max_priority scalar
+    assert buffer.memory_bytes(1_000_000, 16, 24, 6, 4, prioritized=True) == 128_000_008 + 62_500 * 16 * 4 + 4
+    # uniform batches carry their starts and unit weights
+    batch = sample_jit(make_filled(300, 3, 4, 50), jax.random.key(0), batch_size=32, seq_len=4)
+    assert batch.env.dtype == jnp.int32 and batch.row.dtype == jnp.int32
+    np.testing.assert_array_equal(batch.weight, 1.0)
+    np.testing.assert_array_equal(np.asarray(batch.obs[0, :, 0]), np.asarray(batch.env))
+
+
+def test_new_data_enters_at_max_priority():
+    state = make_prioritized(40, 2, 4, 6)  # T = 20
+    np.testing.assert_array_equal(np.asarray(state.priority[:6]), 1.0)  # empty buffer: max priority 1
+    state = buffer.update_priorities(state, jnp.array([0, 1, 1]), jnp.array([2, 4, 0]), jnp.array([3.5, 0.25, 7.0]))
+    assert float(state.max_priority) == pytest.approx(7.0 + buffer.PRIORITY_EPS)
+    add = jax.jit(buffer.add)
+    state = add(state, *synthetic_row(6, jnp.full((2,), NO_RESET), jnp.zeros((2,), jnp.int32)))
+    np.testing.assert_allclose(np.asarray(state.priority[6]), 7.0 + buffer.PRIORITY_EPS)
+    # the max is over stored priorities: lowering the largest one lowers what new data gets
+    state = buffer.update_priorities(state, jnp.array([1, 0, 1]), jnp.array([0, 6, 6]), jnp.array([0.5, 0.5, 0.5]))
+    assert float(state.max_priority) == pytest.approx(3.5 + buffer.PRIORITY_EPS)
+    state = add(state, *synthetic_row(7, jnp.full((2,), NO_RESET), jnp.zeros((2,), jnp.int32)))
+    np.testing.assert_allclose(np.asarray(state.priority[7]), 3.5 + buffer.PRIORITY_EPS)
+
+
+def test_update_priorities_writes_the_right_cells():
+    state = make_prioritized(30, 3, 4, 12)  # T = 10
+    before = np.asarray(state.priority).copy()
+    env, row = jnp.array([2, 0, 1, 2]), jnp.array([3, 7, 0, 9])
+    new = buffer.update_priorities(state, env, row, jnp.array([0.5, 2.0, 0.0, 4.0]))
+    expected = before.copy()
+    expected[[3, 7, 0, 9], [2, 0, 1, 2]] = np.array([0.5, 2.0, 0.0, 4.0]) + buffer.PRIORITY_EPS
+    np.testing.assert_array_equal(np.asarray(new.priority), expected.astype(np.float32))
+    assert float(new.max_priority) == pytest.approx(4.0 + buffer.PRIORITY_EPS)
+    # everything else is untouched
+    for a, b in zip(jax.tree.leaves(state._replace(priority=None, max_priority=None)),
+                    jax.tree.leaves(new._replace(priority=None, max_priority=None))):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_inverse_cdf_matches_brute_force():
+    rng = np.random.default_rng(0)
+    draw = jax.jit(buffer._inverse_cdf)
+    for size in [1, 5, 16, 17, 300]:
+        weights = rng.random(size) * (rng.random(size) < 0.5)
+        weights[rng.integers(size)] = 0.7  # at least one positive entry
+        u = np.concatenate([np.linspace(0, 1, 500, endpoint=False), [0.0, 1 - 1e-7]]).astype(np.float32)
+        index, total = map(np.asarray, draw(jnp.asarray(weights, jnp.float32), jnp.asarray(u)))
+        assert total == pytest.approx(weights.sum(), rel=1e-5)
+        assert np.all(weights[index] > 0)  # never an entry of zero probability
+        cum = np.cumsum(weights)
+        expected = np.minimum(np.searchsorted(cum, u * cum[-1], side="right"), size - 1)
+        # equal except where u * total lies within float rounding of an edge
+        near_edge = np.min(np.abs(u[:, None] * cum[-1] - cum[None, :]), axis=1) < 1e-5 * cum[-1]
+        assert np.all((index == expected) | near_edge)
+
+
+def test_prioritized_frequencies_over_valid_windows_only():
+    """Empirical (env, start) histogram vs. P = p^alpha / sum over valid starts of p^alpha.
+
+    Same geometry as test_uniform_over_valid_starts (ep_len 7, wrap-around, 141 cells, 99 valid) with random
+    priorities in [0.05, 5] on every cell, invalid ones included: they must never be drawn. Bounds as there:
+    n = 400k draws, smallest expected count ~ 1100 (sd ~ 3%), max relative deviation < 20% and chi-square
+    below df + 6 sqrt(2 df).
+    """
+    seq_len, num_envs, num_rows, num_steps, n, alpha = 4, 3, 50, 77, 400_000, 0.6
+    state = make_prioritized(150, num_envs, seq_len, num_steps, ep_lens=7, phases=[0, 2, 5])
+    priorities = np.random.default_rng(1).uniform(0.05, 5.0, (num_rows, num_envs)).astype(np.float32)
+    state = set_all_priorities(state, priorities)
+    batch = per_jit(state, jax.random.key(7), batch_size=n, seq_len=seq_len, alpha=alpha, beta=0.4)
+    env, t0 = check_windows(batch, num_steps, num_rows)  # every window valid: no reset, no pointer crossing
+    mask = brute_force_valid(state, seq_len)
+    rows = np.asarray(batch.row)
+    assert mask[rows, env].all()
+    counts = np.zeros((num_rows, num_envs))
+    np.add.at(counts, (rows, env), 1)
+    assert counts[~mask].sum() == 0
+    p = (priorities.astype(np.float64) + buffer.PRIORITY_EPS) ** alpha * mask
+    expected = n * p[mask] / p.sum()
+    observed = counts[mask]
+    df = mask.sum() - 1
+    assert np.abs(observed / expected - 1).max() < 0.2
+    assert ((observed - expected) ** 2 / expected).sum() < df + 6 * np.sqrt(2 * df)
+
+
+def test_importance_weights_exact_on_a_small_case():
+    """T = 6 rows, N = 2 envs, L = 2, 5 rows written without resets: valid starts are rows 0..3 of each env
+    (8 windows). Weights (N_valid * P)^-beta divided by the batch maximum, P = p^alpha / sum_valid p^alpha."""
+    alpha, beta = 0.6, 0.4
+    state = make_prioritized(12, 2, 2, 5)
+    table = np.array([[1.0, 2.0], [4.0, 0.5], [3.0, 1.5], [0.25, 8.0], [100.0, 100.0], [50.0, 50.0]], np.float32)
+    state = set_all_priorities(state, table)
+    mask = brute_force_valid(state, 2)
+    assert mask.sum() == 8 and not mask[4:].any()
+    batch = per_jit(state, jax.random.key(3), batch_size=256, seq_len=2, alpha=alpha, beta=beta)
+    rows, envs = np.asarray(batch.row), np.asarray(batch.env)
+    p = (table.astype(np.float64) + buffer.PRIORITY_EPS) ** alpha * mask
+    prob = p[rows, envs] / p.sum()
+    weight = (8 * prob) ** -beta
+    np.testing.assert_allclose(np.asarray(batch.weight), weight / weight.max(), rtol=1e-5)
+    assert mask[rows, envs].all()
+    # the whole batch of the lowest-priority valid start (row 3, env 0) has weight 1 when it is drawn
+    assert np.isclose(np.asarray(batch.weight)[(rows == 3) & (envs == 0)], 1.0).all()
+
+
+def test_prioritized_sampling_in_a_scan_with_updates():
+    """add -> sample_prioritized -> update_priorities inside one jitted scan, as the fused loop does."""
+    seq_len, num_envs = 3, 2
+    ep_lens, phases = jnp.array([5, NO_RESET], jnp.int32), jnp.array([1, 0], jnp.int32)
+
+    @jax.jit
+    def run(state, rng):
+        def body(state, inp):
+            t, key = inp
+            state = buffer.add(state, *synthetic_row(t, ep_lens, phases))
+            batch = buffer.sample_prioritized(state, key, 8, seq_len)
+            state = buffer.update_priorities(state, batch.env, batch.row, batch.reward[0] * 0 + t.astype(jnp.float32))
+            return state, batch
+
+        steps = jnp.arange(2, 30, dtype=jnp.int32)
+        state = jax.lax.fori_loop(0, 2, lambda t, s: buffer.add(s, *synthetic_row(t, ep_lens, phases)), state)
+        return jax.lax.scan(body, state, (steps, jax.random.split(rng, 28)))
+
+    state, batches = run(buffer.init(40, num_envs, OBS_DIM, ACT_DIM, seq_len, prioritized=True), jax.random.key(0))
+    for i in range(28):
+        check_windows(jax.tree.map(lambda x: x[i], batches), i + 3, 20)
+    assert float(state.max_priority) == pytest.approx(29 + buffer.PRIORITY_EPS)

@@ -60,10 +60,18 @@ def test_refuses_a_run_dir_holding_another_run(capsys, tmp_path):
     assert (run_dir / "metrics.jsonl").read_text() == '{"env_steps": 1}\n'
 
 
-def test_tiny_run_writes_config_and_metrics(tmp_path, capsys):
+# the same tiny run for TD-MPC: no TD-MPC2 size preset, the action repeat pinned to 2 (its cartpole default is 8)
+_PRESET = TINY.index("--model_size")
+TINY_TDMPC = TINY[:_PRESET] + TINY[_PRESET + 2:] + ["--algo", "tdmpc", "--action_repeat", "2"]
+
+
+@pytest.mark.parametrize("algo", ["tdmpc2", "tdmpc"])
+def test_tiny_run_writes_config_and_metrics(algo, tmp_path, capsys):
+    argv = TINY if algo == "tdmpc2" else TINY_TDMPC
     run_dir = tmp_path / "run"
-    assert run_main(TINY + ["--run_dir", str(run_dir), "--task", "dm_control/cartpole-balance-v0"]) == 0
+    assert run_main(argv + ["--run_dir", str(run_dir), "--task", "dm_control/cartpole-balance-v0"]) == 0
     config = json.loads((run_dir / "config.json").read_text())
+    assert config["args"]["algo"] == algo and config["env"]["action_repeat"] == 2
     assert config["task"] == "cartpole-balance" and config["env"]["episode_length"] == 20
     assert config["algo_config"]["latent_dim"] == 16 and config["schedule"]["updates_per_iter"] == 4
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -75,11 +83,13 @@ def test_tiny_run_writes_config_and_metrics(tmp_path, capsys):
     assert [r["env_steps"] for r in evals] == [240, 480]
     assert 0 <= evals[-1]["eval/episode_return"] <= 40
     assert rows[-1]["updates"] == 40 + 4 * (60 - 10)  # pretraining burst, then 4 per iteration
-    assert "train/total_loss" in rows[-1] and "train/pi_scale" in rows[-1]
+    algo_metric = "train/pi_scale" if algo == "tdmpc2" else "train/weighted_loss"
+    assert "train/total_loss" in rows[-1] and algo_metric in rows[-1]
+    assert not any(k.startswith("train/_") for k in rows[-1])  # the priorities TD-MPC returns are not logged
     out = capsys.readouterr().err
     assert "env steps 480/480" in out and "final eval return" in out
     # the same command again is refused: the run dir is taken
-    assert run_main(TINY + ["--run_dir", str(run_dir)]) == 2
+    assert run_main(argv + ["--run_dir", str(run_dir)]) == 2
 
 
 def test_module_entry_point_help_and_error():

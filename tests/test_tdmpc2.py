@@ -119,12 +119,12 @@ def test_planner_finds_the_best_action_of_a_known_model():
     algo = KnownModel(cfg, obs_dim=5, action_dim=2, episode_length=500)
     agent = algo.init(jax.random.key(0))
     obs = jnp.zeros((8, 5))
-    action, mean = jax.jit(lambda o, m, k: algo.act(agent, o, m, k, True))(obs, algo.initial_plan_mean(8), jax.random.key(1))
+    action, mean = jax.jit(lambda o, m, k: algo.act(agent, o, m, k, True, 0))(obs, algo.initial_plan_mean(8), jax.random.key(1))
     assert action.shape == (8, 2) and mean.shape == (8, 3, 2)
     np.testing.assert_allclose(action, jnp.broadcast_to(algo.best, (8, 2)), atol=0.1)
     np.testing.assert_allclose(mean, jnp.broadcast_to(algo.best, (8, 3, 2)), atol=0.1)
     # exploration noise only in training mode
-    noisy, _ = algo.act(agent, obs, algo.initial_plan_mean(8), jax.random.key(1), False)
+    noisy, _ = algo.act(agent, obs, algo.initial_plan_mean(8), jax.random.key(1), False, 0)
     assert not np.allclose(noisy, action)
 
 
@@ -139,7 +139,7 @@ def test_planner_warm_start_shifts_the_previous_mean():
     algo = Flat(cfg, obs_dim=5, action_dim=2, episode_length=500)
     agent = algo.init(jax.random.key(0))
     prev = jnp.array([[[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]])
-    _, mean = algo.act(agent, jnp.zeros((1, 5)), prev, jax.random.key(3), True)
+    _, mean = algo.act(agent, jnp.zeros((1, 5)), prev, jax.random.key(3), True, 0)
     np.testing.assert_allclose(mean[0], [[0.3, 0.4], [0.5, 0.6], [0.0, 0.0]], atol=1e-4)
 
 
@@ -147,8 +147,8 @@ def test_act_is_deterministic_given_rng():
     algo = TDMPC2(TINY, obs_dim=5, action_dim=2, episode_length=500)
     agent = algo.init(jax.random.key(0))
     obs = jax.random.normal(jax.random.key(4), (3, 5))
-    a1, m1 = algo.act(agent, obs, algo.initial_plan_mean(3), jax.random.key(5), False)
-    a2, m2 = algo.act(agent, obs, algo.initial_plan_mean(3), jax.random.key(5), False)
-    np.testing.assert_array_equal(a1, a2)
+    a1, m1 = algo.act(agent, obs, algo.initial_plan_mean(3), jax.random.key(5), False, 0)
+    a2, m2 = algo.act(agent, obs, algo.initial_plan_mean(3), jax.random.key(5), False, 10**6)
+    np.testing.assert_array_equal(a1, a2)  # and the step (no schedules in TD-MPC2) changes nothing
     np.testing.assert_array_equal(m1, m2)
     assert bool(jnp.all(jnp.abs(a1) <= 1))

@@ -1,0 +1,372 @@
+"""TD-MPC (Hansen, Wang, Su; ICML 2022, arXiv 2203.04955) in JAX, read top to bottom.
+
+  TOLD model   encoder h(s) -> z, latent dynamics d(z, a) -> z', reward R(z, a), twin Q(z, a)
+               (Linear -> LayerNorm -> Tanh -> Linear -> ELU -> Linear), deterministic tanh policy pi(z);
+               ELU MLPs, orthogonal init, reward and Q output layers zero-initialised; a target copy of
+               the whole model (encoder included) follows by EMA (tau 0.01) every `update_freq` = 2 updates
+  planning     MPPI in latent space: `num_samples` Gaussian sequences plus `num_pi_trajs` (5%) policy
+               rollouts, elites refit the mean / std with temperature 0.5 and momentum 0.1 on the mean,
+               warm-started from the previous step's mean shifted by one
+  learning     one update = model losses (consistency against the *target* encoder, reward MSE, value MSE
+               against a TD target from min(target Q1, Q2)) on a latent rollout of H = 5 steps with rho^t
+               weights and importance weights from prioritized replay, then the policy loss
+               -min(Q1, Q2)(z_t, pi(z_t)) on the detached rollout, then (every 2 updates) the EMA target
+
+The surface is the one of `TDMPC2` (tdmpc2.py), so the fused loop runs either without knowing which:
+`init(rng) -> AgentState`, `act(agent, obs, plan_mean, rng, eval_mode, step) -> (action, plan_mean)` for a
+batch of N observations, `update(agent, batch, rng) -> (agent, metrics)`, `initial_plan_mean(N)`, and
+the static `cfg.horizon`, `cfg.batch_size`, `discount`, `iterations`. TD-MPC also declares
+`replay_priority = Prioritization(alpha 0.6, beta 0.4)`: the loop then samples with `buffer.sample_prioritized`
+and writes back the priorities this `update` returns under `metrics[buffer.PRIORITY_KEY]`.
+
+Facts taken from the official code (nicklashansen/tdmpc: src/algorithm/tdmpc.py, helper.py, cfgs/):
+- `step` of both schedules is the trainer's step = agent steps (env steps / action repeat). The horizon
+  schedule `linear(1, 5, 25000)` is read by `plan` and truncated to an int (1 until 6250 steps, 5 from
+  25000 on); the std schedule `linear(0.5, 0.05, 25000)` is the *lower clamp* of the MPPI std, and the
+  executed action adds `std[0] * N(0, 1)` of the last iteration's (clamped) std in training only. Here
+  `step` = the loop's `agent_steps` (summed over envs). Training always uses the full horizon 5.
+- Dynamic planning horizon with fixed shapes: every sequence is `cfg.horizon` (max) steps long and the
+  model rolls all of them out; the value sums `gamma^t r_t` only for `t < h(step)`, then adds
+  `gamma^h min(Q1, Q2)(z_h, pi(z_h))` with `z_h` picked from the stacked rollout by a dynamic index.
+  Rows `t >= h` of the MPPI mean are held at 0 (std at its maximum): exactly the official planner with
+  a length-h mean, whose warm start also shifts a zero into the last active row.
+- Policy samples used in planning, TD targets and the policy loss add `clip(0.05 * N(0, 1), +-0.3)` noise
+  to the tanh mean, clamped to (-1, 1) with a straight-through gradient (`h.TruncatedNormal`).
+- Per sample: consistency = sum_t rho^t mean_latent (d - h_target(s_t+1))^2, reward = sum_t rho^t (R - r)^2,
+  value = sum_t rho^t ((Q1 - y)^2 + (Q2 - y)^2), each clamped at 1e4 before the weighted sum (2, 0.5, 0.1);
+  the loss is mean(importance weight x total) and its gradient is scaled by 1 / H; grad clip 10 for model
+  and policy, Adam lr 1e-3. New priority = clamp(sum_t rho^t (|Q1 - y| + |Q2 - y|), 1e4) (+1e-6 in the buffer).
+  TD target y = r + 0.99 min(target Q1, Q2)(z', pi(z')) with z' from the *online* encoder and policy.
+  One deliberate difference: the official code multiplies a [B, 1] loss by [B] weights (a [B, B]
+  broadcast that scales the loss by mean(weights) instead of weighting samples); we weight per sample,
+  as prioritized replay and the paper intend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from anakin_tdmpc import buffer as replay
+from anakin_tdmpc import networks as nets
+
+
+@dataclasses.dataclass(frozen=True)
+class TDMPCConfig:
+    # model (the paper's single size; latent 100 for humanoid, see config.TDMPC_TASK_DEFAULTS)
+    latent_dim: int = 50
+    enc_dim: int = 256
+    mlp_dim: int = 512
+    # optimisation
+    lr: float = 1e-3
+    grad_clip_norm: float = 10.0
+    batch_size: int = 512
+    tau: float = 0.01
+    update_freq: int = 2  # EMA of the target model every this many updates
+    rho: float = 0.5
+    consistency_coef: float = 2.0
+    reward_coef: float = 0.5
+    value_coef: float = 0.1
+    loss_clamp: float = 1e4
+    discount: float = 0.99
+    per_alpha: float = 0.6
+    per_beta: float = 0.4
+    # planning
+    horizon: int = 5  # training horizon = maximum planning horizon
+    iterations: int = 6
+    num_samples: int = 512  # Gaussian sequences; the policy sequences come on top
+    num_elites: int = 64
+    mixture_coef: float = 0.05
+    num_pi_trajs: Optional[int] = None  # default int(mixture_coef * num_samples) = 25
+    temperature: float = 0.5
+    momentum: float = 0.1
+    min_std: float = 0.05  # policy noise, and the end of the std schedule
+    max_std: float = 2.0
+    std_start: float = 0.5  # std schedule linear(std_start -> min_std over schedule_steps)
+    schedule_steps: int = 25_000  # agent steps of both linear schedules
+    pi_noise_clip: float = 0.3
+
+
+def linear_schedule(start: float, end: float, duration: float, step) -> jax.Array:
+    """`start` -> `end` linearly over `duration` steps, constant afterwards (official `h.linear_schedule`)."""
+    mix = jnp.clip(jnp.asarray(step, jnp.float32) / duration, 0.0, 1.0)
+    return (1.0 - mix) * start + mix * end
+
+
+def planning_horizon(cfg: TDMPCConfig, step) -> jax.Array:
+    """int(min(H, linear(1 -> H over schedule_steps))) as an int32 in [1, H]."""
+    value = linear_schedule(1.0, float(cfg.horizon), cfg.schedule_steps, step)
+    return jnp.clip(jnp.floor(value).astype(jnp.int32), 1, cfg.horizon)
+
+
+def std_floor(cfg: TDMPCConfig, step) -> jax.Array:
+    """Lower clamp of the MPPI std (and so of the exploration noise): linear(0.5 -> 0.05 over 25k)."""
+    return linear_schedule(cfg.std_start, cfg.min_std, cfg.schedule_steps, step)
+
+
+class AgentState(NamedTuple):
+    params: Any  # {"encoder", "dynamics", "reward", "pi", "qs" (stacked twin Q)}
+    target: Any  # EMA copy of the whole of params
+    model_opt: Any  # Adam state of encoder / dynamics / reward / Qs
+    pi_opt: Any  # Adam state of the policy
+    updates: jax.Array  # number of updates applied
+
+
+# ------------------------------------------------------------------------------------------ layers
+
+orthogonal = nn.initializers.orthogonal()
+
+
+class ELUMLP(nn.Module):
+    """Linear -> ELU per hidden width, then a Linear head (zero-initialised with `zero_out`)."""
+
+    hidden: Sequence[int]
+    out: int
+    zero_out: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for width in self.hidden:
+            x = jax.nn.elu(nn.Dense(width, kernel_init=orthogonal, bias_init=nn.initializers.zeros)(x))
+        kernel_init = nn.initializers.zeros if self.zero_out else orthogonal
+        return nn.Dense(self.out, kernel_init=kernel_init, bias_init=nn.initializers.zeros)(x)
+
+
+class QNet(nn.Module):
+    """TD-MPC's Q-function: Linear -> LayerNorm -> Tanh -> Linear -> ELU -> Linear(1), last layer zero."""
+
+    width: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = nn.Dense(self.width, kernel_init=orthogonal, bias_init=nn.initializers.zeros)(x)
+        x = jnp.tanh(nn.LayerNorm(epsilon=1e-5)(x))
+        x = jax.nn.elu(nn.Dense(self.width, kernel_init=orthogonal, bias_init=nn.initializers.zeros)(x))
+        return nn.Dense(1, kernel_init=nn.initializers.zeros, bias_init=nn.initializers.zeros)(x)[..., 0]
+
+
+# --------------------------------------------------------------------------------------- algorithm
+
+
+class TDMPC:
+    """TD-MPC for one task: a static config plus pure functions of (AgentState, arrays)."""
+
+    def __init__(self, cfg: TDMPCConfig, obs_dim: int, action_dim: int, episode_length: int):
+        num_pi_trajs = cfg.num_pi_trajs if cfg.num_pi_trajs is not None else int(cfg.mixture_coef * cfg.num_samples)
+        if num_pi_trajs < 0 or not 0 < cfg.num_elites <= cfg.num_samples + num_pi_trajs:
+            raise ValueError("planner needs num_pi_trajs >= 0 and 0 < num_elites <= num_samples + num_pi_trajs")
+        self.cfg = dataclasses.replace(cfg, num_pi_trajs=num_pi_trajs)
+        self.obs_dim, self.action_dim, self.episode_length = obs_dim, action_dim, episode_length
+        self.discount = cfg.discount
+        self.iterations = cfg.iterations
+        self.replay_priority = replay.Prioritization(cfg.per_alpha, cfg.per_beta)
+        hidden = (cfg.mlp_dim, cfg.mlp_dim)
+        self.encoder = ELUMLP((cfg.enc_dim,), cfg.latent_dim)
+        self.dynamics = ELUMLP(hidden, cfg.latent_dim)
+        self.reward_net = ELUMLP(hidden, 1, zero_out=True)
+        self.pi_net = ELUMLP(hidden, action_dim)
+        self.q_net = QNet(cfg.mlp_dim)
+        self.model_optim = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), optax.adam(cfg.lr))
+        self.pi_optim = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), optax.adam(cfg.lr))
+
+    # ------------------------------------------------------------------------------------ init
+
+    def init(self, rng: jax.Array) -> AgentState:
+        cfg = self.cfg
+        k_enc, k_dyn, k_rew, k_pi, k_q = jax.random.split(rng, 5)
+        za = jnp.zeros((1, cfg.latent_dim + self.action_dim))
+        # the twin Qs: two inits stacked (not nets.init_ensemble: a vmapped QNet init at width 512 hangs
+        # XLA:CPU in jax 0.10.2 on this machine); applying the stacked pair under vmap is fine
+        q_members = [self.q_net.init(k, za)["params"] for k in jax.random.split(k_q, 2)]
+        params = {
+            "encoder": self.encoder.init(k_enc, jnp.zeros((1, self.obs_dim)))["params"],
+            "dynamics": self.dynamics.init(k_dyn, za)["params"],
+            "reward": self.reward_net.init(k_rew, za)["params"],
+            "pi": self.pi_net.init(k_pi, jnp.zeros((1, cfg.latent_dim)))["params"],
+            "qs": jax.tree.map(lambda *m: jnp.stack(m), *q_members),
+        }
+        return AgentState(
+            params=params,
+            target=params,
+            model_opt=self.model_optim.init(self._model_part(params)),
+            pi_opt=self.pi_optim.init(params["pi"]),
+            updates=jnp.zeros((), jnp.int32),
+        )
+
+    @staticmethod
+    def _model_part(params):
+        return {k: params[k] for k in ("encoder", "dynamics", "reward", "qs")}
+
+    # ------------------------------------------------------------------------- model pieces
+
+    def encode(self, params, obs: jax.Array) -> jax.Array:
+        return self.encoder.apply({"params": params["encoder"]}, obs)
+
+    def next(self, params, z: jax.Array, a: jax.Array) -> jax.Array:
+        return self.dynamics.apply({"params": params["dynamics"]}, jnp.concatenate([z, a], -1))
+
+    def reward(self, params, z: jax.Array, a: jax.Array) -> jax.Array:
+        return self.reward_net.apply({"params": params["reward"]}, jnp.concatenate([z, a], -1))[..., 0]
+
+    def q(self, q_params, z: jax.Array, a: jax.Array) -> jax.Array:
+        """Both Q-functions -> [2, ...]."""
+        return nets.apply_ensemble(self.q_net, q_params, jnp.concatenate([z, a], -1))
+
+    def pi_mean(self, pi_params, z: jax.Array) -> jax.Array:
+        return jnp.tanh(self.pi_net.apply({"params": pi_params}, z))
+
+    def pi(self, pi_params, z: jax.Array, rng: jax.Array) -> jax.Array:
+        """tanh mean + clip(min_std * N(0, 1), +-0.3), clamped to (-1, 1) with a straight-through gradient."""
+        cfg = self.cfg
+        mu = self.pi_mean(pi_params, z)
+        x = mu + jnp.clip(cfg.min_std * jax.random.normal(rng, mu.shape), -cfg.pi_noise_clip, cfg.pi_noise_clip)
+        return x + jax.lax.stop_gradient(jnp.clip(x, -1.0 + 1e-6, 1.0 - 1e-6) - x)
+
+    # ------------------------------------------------------------------------------ planning
+
+    def estimate_value(self, params, z: jax.Array, actions: jax.Array, horizon: jax.Array, rng: jax.Array):
+        """sum_{t<h} gamma^t R(z_t, a_t) + gamma^h min(Q1, Q2)(z_h, pi(z_h)) for sequences [H, S, A], h traced."""
+        ret, zs = jnp.zeros(z.shape[:-1]), [z]
+        for t in range(self.cfg.horizon):
+            r = self.reward(params, z, actions[t])
+            ret = ret + jnp.where(t < horizon, self.discount**t * r, 0.0)
+            z = self.next(params, z, actions[t])
+            zs.append(z)
+        z_h = jax.lax.dynamic_index_in_dim(jnp.stack(zs), horizon, axis=0, keepdims=False)
+        q = jnp.min(self.q(params["qs"], z_h, self.pi(params["pi"], z_h, rng)), axis=0)
+        return ret + jnp.power(self.discount, horizon.astype(jnp.float32)) * q
+
+    def plan(self, params, obs: jax.Array, prev_mean: jax.Array, rng: jax.Array, eval_mode: bool, step):
+        """MPPI for ONE observation [obs_dim] -> (action [A], new mean [H, A]); vmapped by `act`."""
+        cfg, A, H = self.cfg, self.action_dim, self.cfg.horizon
+        horizon, min_std = planning_horizon(cfg, step), std_floor(cfg, step)
+        active = (jnp.arange(H) < horizon)[:, None]  # [H, 1] rows inside the current planning horizon
+        k_pi, k_iter, k_pick, k_noise = jax.random.split(rng, 4)
+        z = self.encode(params, obs)
+
+        # sequences proposed by the policy (noisy, as the official planner)
+        pi_actions = []
+        if cfg.num_pi_trajs > 0:
+            zp = jnp.broadcast_to(z, (cfg.num_pi_trajs, z.shape[-1]))
+            for t, k in enumerate(jax.random.split(k_pi, H)):
+                a = self.pi(params["pi"], zp, k)
+                pi_actions.append(a)
+                if t < H - 1:
+                    zp = self.next(params, zp, a)
+        pi_actions = jnp.stack(pi_actions) if pi_actions else jnp.zeros((H, 0, A))
+
+        # warm start: previous mean shifted by one step (zeros at an episode start / beyond the horizon)
+        mean = jnp.where(active, jnp.concatenate([prev_mean[1:], jnp.zeros((1, A))], axis=0), 0.0)
+        std = jnp.full((H, A), cfg.max_std)
+        zs = jnp.broadcast_to(z, (cfg.num_samples + cfg.num_pi_trajs, z.shape[-1]))
+
+        def mppi_iteration(carry, key):
+            mean, std = carry
+            k_sample, k_value = jax.random.split(key)
+            noise = jax.random.normal(k_sample, (H, cfg.num_samples, A))
+            sampled = jnp.clip(mean[:, None] + std[:, None] * noise, -1.0, 1.0)
+            actions = jnp.concatenate([sampled, pi_actions], axis=1)
+            value = jnp.nan_to_num(self.estimate_value(params, zs, actions, horizon, k_value))
+            elite_value, elite_idx = jax.lax.top_k(value, cfg.num_elites)
+            elite_actions = actions[:, elite_idx]
+            score = jnp.exp(cfg.temperature * (elite_value - jnp.max(elite_value)))
+            score = score / jnp.sum(score)
+            new_mean = jnp.sum(score[None, :, None] * elite_actions, axis=1) / (jnp.sum(score) + 1e-9)
+            var = jnp.sum(score[None, :, None] * (elite_actions - new_mean[:, None]) ** 2, axis=1)
+            new_std = jnp.clip(jnp.sqrt(var / (jnp.sum(score) + 1e-9)), min_std, cfg.max_std)
+            mean = cfg.momentum * mean + (1.0 - cfg.momentum) * new_mean
+            mean = jnp.where(active, mean, 0.0)
+            std = jnp.where(active, new_std, cfg.max_std)
+            return (mean, std), (elite_actions, score)
+
+        (mean, std), (elites, scores) = jax.lax.scan(
+            mppi_iteration, (mean, std), jax.random.split(k_iter, self.iterations)
+        )
+        # execute the first action of one elite drawn by its score (last iteration), plus noise in training
+        pick = jax.random.categorical(k_pick, jnp.log(scores[-1]))
+        action = elites[-1][0, pick]
+        if not eval_mode:
+            action = action + std[0] * jax.random.normal(k_noise, (A,))
+        return jnp.clip(action, -1.0, 1.0), mean
+
+    def act(self, agent: AgentState, obs: jax.Array, plan_mean: jax.Array, rng: jax.Array, eval_mode: bool, step):
+        """Plan for a batch of observations [N, obs_dim] with warm starts [N, H, A] at agent step `step`."""
+        keys = jax.random.split(rng, obs.shape[0])
+        step = jnp.asarray(step, jnp.int32)
+        return jax.vmap(lambda o, m, k: self.plan(agent.params, o, m, k, eval_mode, step))(obs, plan_mean, keys)
+
+    def initial_plan_mean(self, num_envs: int) -> jax.Array:
+        return jnp.zeros((num_envs, self.cfg.horizon, self.action_dim))
+
+    # ------------------------------------------------------------------------------ learning
+
+    def update(self, agent: AgentState, batch, rng: jax.Array):
+        """One update on a batch of sequences: obs [H+1, B, D], action [H, B, A], reward [H, B], weight [B].
+
+        Returns new priorities [B] for the batch's window starts under metrics[buffer.PRIORITY_KEY].
+        """
+        cfg, H = self.cfg, self.cfg.horizon
+        k_td, k_pi = jax.random.split(rng)
+        params, target = agent.params, agent.target
+        weight = batch.weight if batch.weight is not None else jnp.ones(batch.reward.shape[1], jnp.float32)
+        rho = (cfg.rho ** jnp.arange(H + 1, dtype=jnp.float32))[:, None]  # [H+1, 1]
+
+        # targets: target encoder for consistency; online encoder + policy and target Qs for the TD target
+        next_z_target = self.encode(target, batch.obs[1:])
+        next_z = self.encode(params, batch.obs[1:])
+        next_q = self.q(target["qs"], next_z, self.pi(params["pi"], next_z, k_td))
+        td_target = jax.lax.stop_gradient(batch.reward + self.discount * jnp.min(next_q, axis=0))  # [H, B]
+        next_z_target = jax.lax.stop_gradient(next_z_target)
+
+        def model_loss(model_params):
+            p = {**params, **model_params}
+            z = self.encode(p, batch.obs[0])
+            zs = [z]
+            for t in range(H):
+                z = self.next(p, z, batch.action[t])
+                zs.append(z)
+            zs = jnp.stack(zs)  # [H+1, B, L]
+            q = self.q(p["qs"], zs[:-1], batch.action)  # [2, H, B]
+            r = self.reward(p, zs[:-1], batch.action)  # [H, B]
+            consistency = jnp.sum(rho[:H] * jnp.mean((zs[1:] - next_z_target) ** 2, axis=-1), axis=0)  # [B]
+            reward_loss = jnp.sum(rho[:H] * (r - batch.reward) ** 2, axis=0)
+            value_loss = jnp.sum(rho[:H] * jnp.sum((q - td_target) ** 2, axis=0), axis=0)
+            priority = jnp.sum(rho[:H] * jnp.sum(jnp.abs(q - td_target), axis=0), axis=0)
+            clamp = lambda x: jnp.minimum(x, cfg.loss_clamp)  # noqa: E731
+            total = (cfg.consistency_coef * clamp(consistency) + cfg.reward_coef * clamp(reward_loss)
+                     + cfg.value_coef * clamp(value_loss))  # [B]
+            weighted = jnp.mean(total * weight)
+            metrics = {"consistency_loss": consistency.mean(), "reward_loss": reward_loss.mean(),
+                       "value_loss": value_loss.mean(), "total_loss": total.mean(), "weighted_loss": weighted,
+                       replay.PRIORITY_KEY: clamp(priority)}
+            return weighted / H, (zs, metrics)  # the official code scales this gradient by 1 / H
+
+        model_params = self._model_part(params)
+        (_, (zs, metrics)), grads = jax.value_and_grad(model_loss, has_aux=True)(model_params)
+        step, model_opt = self.model_optim.update(grads, agent.model_opt, model_params)
+        params = {**params, **optax.apply_updates(model_params, step)}
+        metrics["grad_norm"] = optax.tree.norm(grads)
+        metrics[replay.PRIORITY_KEY] = jax.lax.stop_gradient(metrics[replay.PRIORITY_KEY])
+
+        # policy: maximise min(Q1, Q2) of the updated Qs along the detached rollout, weighted by rho^t
+        zs = jax.lax.stop_gradient(zs)
+
+        def pi_loss(pi_params):
+            q = jnp.min(self.q(params["qs"], zs, self.pi(pi_params, zs, k_pi)), axis=0)  # [H+1, B]
+            return jnp.sum(rho * -q.mean(axis=-1, keepdims=True))
+
+        pi_value, pi_grads = jax.value_and_grad(pi_loss)(params["pi"])
+        pi_step, pi_opt = self.pi_optim.update(pi_grads, agent.pi_opt, params["pi"])
+        params = {**params, "pi": optax.apply_updates(params["pi"], pi_step)}
+
+        # target model: EMA of every parameter, every `update_freq` updates (counted before this one)
+        do_ema = agent.updates % cfg.update_freq == 0
+        target = jax.tree.map(lambda t, p: jnp.where(do_ema, t + cfg.tau * (p - t), t), target, params)
+
+        metrics.update(pi_loss=pi_value, pi_grad_norm=optax.tree.norm(pi_grads))
+        return AgentState(params, target, model_opt, pi_opt, agent.updates + 1), metrics

@@ -1,0 +1,250 @@
+"""What a run leaves behind, through the CLI in subprocesses (sharing one persistent XLA compilation cache,
+so only the first run compiles): eval videos, curves.png and the summary table, wandb offline logging,
+checkpoints with an exact --resume after a SIGKILL, refusal of damaged or mismatching checkpoints, the
+divergence guard, and same seed + config = same metrics."""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from test_cli import TINY
+
+WALL_CLOCK = ("sps", "time", "eval/time")
+FAKE_KEY = "f" * 8 + "0123456789abcdef0123456789abcdef"  # must never show up in outputs
+RUN = "import sys; from anakin_tdmpc.run import main; main(sys.argv[1:])"
+# a training process that SIGKILLs itself right after metrics.jsonl got its row for env step KILL_AT
+KILLED_RUN = """
+import os, signal, sys
+from anakin_tdmpc import logger
+log = logger.RunLogger.log
+def log_then_die(self, row):
+    log(self, row)
+    if row["env_steps"] == int(os.environ["KILL_AT"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+logger.RunLogger.log = log_then_die
+from anakin_tdmpc.run import main
+main(sys.argv[1:])
+"""
+
+
+def start(args, environ, code=RUN, **extra_env):
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=dict(environ, **extra_env), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(process):
+    stdout, stderr = process.communicate(timeout=900)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def cli(args, environ, code=RUN, **extra_env):
+    return finish(start(args, environ, code, **extra_env))
+
+
+def metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def without_wall_clock(rows):
+    return [{k: v for k, v in row.items() if k not in WALL_CLOCK} for row in rows]
+
+
+def steps(run_dir):
+    return sorted(int(name) for name in os.listdir(os.path.join(run_dir, "checkpoints")) if name.isdigit())
+
+
+def damage(run_dir, step):
+    """Flip bytes in the middle of every array data file of checkpoint `step`."""
+    data_files = [p for p in glob.glob(os.path.join(run_dir, "checkpoints", str(step), "arrays", "**", "d", "*"),
+                                       recursive=True) if os.path.getsize(p) > 64]
+    assert data_files
+    for path in data_files:
+        with open(path, "r+b") as f:
+            f.seek(os.path.getsize(path) // 2)
+            f.write(b"\xde\xad\xbe\xef" * 4)
+
+
+def plant_nan(run_dir, step):
+    """NaNs in the replay buffer of checkpoint `step` (rewritten with a valid hash): the next chunk's
+    updates produce NaN losses."""
+    from anakin_tdmpc.checkpoint import Checkpointer
+
+    ckpt = Checkpointer(run_dir)
+    meta = ckpt.read_meta(step)
+    arrays = ckpt.read_arrays(step, meta)
+    (obs,) = [i for i, entry in enumerate(meta["manifest"]) if entry["path"] == ".buffer.obs"]
+    arrays[obs] = np.full_like(arrays[obs], np.nan)
+    ckpt.write_raw(step, arrays, meta)
+    ckpt.close()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("outputs")
+    environ = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(base / "xla"),
+                   WANDB_MODE="offline", WANDB_DIR=str(base / "wandb"), WANDB_API_KEY=FAKE_KEY, PYTHONUNBUFFERED="1")
+    os.makedirs(environ["WANDB_DIR"])
+    args = TINY + ["--checkpoint_every", "160"]
+    out = dict(base=base, environ=environ, args=args)
+    dirs = {name: str(base / name) for name in ("reference", "killed", "damaged", "mismatch", "nan")}
+    out.update(dirs)
+
+    # the reference: uninterrupted, with videos and wandb (neither may change the metrics); it fills the
+    # compilation cache, so the other runs only trace
+    out["reference_run"] = cli(args + ["--run_dir", dirs["reference"], "--capture_video", "--track"], environ)
+    assert out["reference_run"].returncode == 0, out["reference_run"].stderr[-3000:]
+    # the same config, SIGKILLed after the row of env step 400 (checkpoints at 160 and 320 exist)
+    kill = cli(args + ["--run_dir", dirs["killed"]], environ, code=KILLED_RUN, KILL_AT="400")
+    assert kill.returncode == -9, kill.stderr[-3000:]
+    out["rows_at_kill"], out["steps_at_kill"] = metrics(dirs["killed"]), steps(dirs["killed"])
+    for name in ("damaged", "mismatch", "nan"):
+        shutil.copytree(dirs["killed"], dirs[name])
+    # an orbax save cut by the kill leaves only a temporary folder: never taken for a checkpoint
+    shutil.copytree(os.path.join(dirs["killed"], "checkpoints", "320"),
+                    os.path.join(dirs["killed"], "checkpoints", "400.orbax-checkpoint-tmp"))
+    damage(dirs["damaged"], 320)
+    plant_nan(dirs["nan"], 320)
+    out["damaged_metrics"] = open(os.path.join(dirs["damaged"], "metrics.jsonl")).read()
+
+    # the --resume runs are independent: run them side by side
+    processes = {
+        "resumed": start(args + ["--run_dir", dirs["killed"], "--resume"], environ),
+        "damaged_run": start(args + ["--run_dir", dirs["damaged"], "--resume"], environ),
+        "mismatch_run": start(args + ["--run_dir", dirs["mismatch"], "--resume", "--seed", "2"], environ),
+        "no_run_dir": start(TINY + ["--resume"], environ),
+        "nan_run": start(args + ["--run_dir", dirs["nan"], "--resume"], environ),
+    }
+    out.update({name: finish(process) for name, process in processes.items()})
+    return out
+
+
+def test_resume_after_sigkill_equals_an_uninterrupted_run(runs):
+    assert [r["env_steps"] for r in runs["rows_at_kill"]] == [80, 160, 240, 320, 400]
+    assert runs["steps_at_kill"] == [160, 320]
+    resumed = runs["resumed"]
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resuming = "resuming from " + os.path.join(runs["killed"], "checkpoints", "320")
+    assert "".join(resuming.split()) in "".join(resumed.stderr.split())  # (the console wraps long lines)
+    expected = without_wall_clock(metrics(runs["reference"]))
+    # the row of env step 400 written before the kill was dropped and written again by the continuation
+    assert without_wall_clock(metrics(runs["killed"])) == expected
+    # determinism through the CLI: two processes, same seed + config -> the same rows before the kill too
+    assert without_wall_clock(runs["rows_at_kill"]) == expected[:5]
+    assert steps(runs["killed"]) == [160, 320, 480] and steps(runs["reference"]) == [160, 320, 480]
+    assert not glob.glob(os.path.join(runs["killed"], "checkpoints", "*tmp*"))
+
+
+def test_summary_table_and_curves(runs):
+    err = runs["reference_run"].stderr
+    assert "summary" in err and "final eval return" in err and "SPS" in err and "training time" in err
+    with open(os.path.join(runs["reference"], "curves.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.filterwarnings("ignore:os.fork")  # ffmpeg is started from a process that imported JAX
+def test_eval_videos(runs):
+    err = runs["reference_run"].stderr
+    if "eval videos: rendering with MUJOCO_GL=" not in err:
+        reason = next((line for line in err.splitlines() if "--capture_video" in line), "no render backend")
+        assert "continuing without videos" in reason  # the run went on
+        pytest.skip(f"rendering is not possible here: {reason}")
+    import imageio_ffmpeg
+
+    videos = sorted(os.listdir(os.path.join(runs["reference"], "videos")))
+    assert videos == ["240.mp4", "480.mp4"]  # one per evaluation
+    frames = imageio_ffmpeg.read_frames(os.path.join(runs["reference"], "videos", "480.mp4"))
+    meta = next(frames)
+    images = [bytes(f) for f in frames]
+    assert meta["size"] == (320, 240) and len(images) == 20  # one frame per agent step of the episode
+    assert len(set(images)) > 1  # the pole moves
+
+
+def _wandb_records(path):
+    """Records of an offline .wandb file (LevelDB log format: 7-byte header, 32 KiB blocks of chunks)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data, pos, pending = open(path, "rb").read(), 7, b""
+    assert data[:4] == b":W&B"
+    while pos + 7 <= len(data):
+        if 32768 - pos % 32768 < 7:
+            pos += 32768 - pos % 32768
+            continue
+        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind == 0:
+            continue
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4):
+            record = pb.Record()
+            record.ParseFromString(pending)
+            yield record
+
+
+def test_wandb_offline_logs_metrics_config_and_videos(runs):
+    (run_file,) = glob.glob(os.path.join(runs["environ"]["WANDB_DIR"], "wandb", "offline-run-*", "run-*.wandb"))
+    logged, config = set(), {}
+    for record in _wandb_records(run_file):
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            logged |= {item.key or item.nested_key[0] for item in record.history.item}
+        updates = record.config.update if kind == "config" else record.run.config.update if kind == "run" else []
+        config.update({u.key: json.loads(u.value_json) for u in updates})
+    rows = metrics(runs["reference"])
+    assert set().union(*rows) <= logged  # every metrics.jsonl key
+    assert config["args"]["latent_dim"] == 16 and config["task"] == "cartpole-balance"
+    if os.path.isdir(os.path.join(runs["reference"], "videos")):
+        assert "eval/video" in logged
+    # no credential anywhere: run dir, wandb files, console
+    for path in glob.glob(os.path.join(runs["reference"], "**"), recursive=True) + [run_file]:
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                assert FAKE_KEY.encode() not in f.read(), path
+    assert FAKE_KEY not in runs["reference_run"].stderr + runs["reference_run"].stdout
+
+
+def test_damaged_checkpoint_is_refused(runs):
+    out = runs["damaged_run"]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert out.returncode == 2 and len(errors) == 1, out.stderr[-3000:]
+    assert out.stderr.strip().splitlines()[-1] == errors[0]
+    assert os.path.join("checkpoints", "320") in errors[0], errors[0]
+    assert "damaged" in errors[0] or "unreadable" in errors[0], errors[0]
+    assert open(os.path.join(runs["damaged"], "metrics.jsonl")).read() == runs["damaged_metrics"]  # untouched
+
+
+def test_mismatching_config_is_refused(runs):
+    out = runs["mismatch_run"]
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [out.stderr.strip()], out.stderr[-3000:]
+    assert out.stderr.startswith("error: --resume: the config differs") and "--seed 1 (saved) != 2" in out.stderr
+    out = runs["no_run_dir"]
+    assert out.returncode == 2 and out.stderr.strip() == "error: --resume needs --run_dir, the run to continue"
+
+
+def test_planted_nan_stops_the_run_and_keeps_the_last_good_checkpoint(runs):
+    out = runs["nan_run"]
+    last = out.stderr.strip().splitlines()[-1]
+    assert out.returncode == 3, out.stderr[-3000:]
+    assert last.startswith("error: training diverged at env step 400: non-finite train/"), last
+    assert last.endswith("the last good checkpoint is " + os.path.join(runs["nan"], "checkpoints", "320"))
+    assert steps(runs["nan"]) == [160, 320]  # the bad state was not saved
+
+
+def test_guard_names_the_first_non_finite_quantity():
+    import jax.numpy as jnp
+
+    from anakin_tdmpc.guard import DivergenceGuard
+
+    agent = {"params": {"pi": jnp.ones(3), "qs": jnp.ones((2, 2))}, "updates": jnp.zeros((), jnp.int32)}
+    guard = DivergenceGuard(agent)
+    assert guard.check({"train/total_loss": 1.0}, ["train/total_loss"], agent) is None
+    assert guard.check({"train/total_loss": float("inf")}, ["train/total_loss"], agent) == "non-finite train/total_loss (inf)"
+    agent["params"]["qs"] = agent["params"]["qs"].at[1, 0].set(jnp.nan)
+    assert guard.check({"train/total_loss": 1.0}, ["train/total_loss"], agent) == "non-finite parameter agent['params']['qs']"
