@@ -4,8 +4,8 @@
     uv run python -m benchmarks.learning --tasks cartpole-balance --seeds 1 --total_timesteps 20000 \
         --eval_every 10000 --milestones 10000 20000 --small                 # a few minutes on a CPU
 
-Each (task, seed) trains through `anakin_tdmpc.run.main` into its own run dir (<runs_dir>/<task>__<seed>);
-a run dir that already holds a finished run is read, not retrained. The table gives, per task, the mean
+Each (task, seed) trains through `anakin_tdmpc.run.main` into its own run dir
+(<runs_dir>/<task>__<algo>__<seed>); a run dir that already holds the same finished run is read, not retrained. The table gives, per task, the mean
 (and spread over seeds) of the eval return nearest each milestone next to the paper's number, plus
 wall-clock per 100k env steps; a plot of the eval curves with the paper's points goes next to it. Outputs:
 benchmarks/results/learning[_<tag>].{json,md,png}.
@@ -63,7 +63,7 @@ class Learn:
     small: bool = False
     """use the README's small CPU configuration"""
     flags: str = ""
-    """extra flags for anakin_tdmpc.run, e.g. "--num_envs 32 --model_size 1" """
+    """extra flags for anakin_tdmpc.run, e.g. --flags="--num_envs 32 --model_size 1" """
     runs_dir: str = "runs/learning"
     """parent folder of the run dirs"""
     out_dir: str = "benchmarks/results"
@@ -91,20 +91,33 @@ def finished(rows: list[dict], total: int) -> bool:
     return bool(rows) and rows[-1].get("env_steps", 0) >= total
 
 
+def run_argv(learn: Learn, task: str, seed: int) -> list[str]:
+    argv = ["--algo", learn.algo, "--task", task, "--seed", str(seed), "--total_timesteps", str(learn.total_timesteps),
+            "--eval_every", str(learn.eval_every), "--run_dir", run_dir(learn, task, seed)]
+    return argv + shlex.split(SMALL if learn.small else "") + shlex.split(learn.flags)
+
+
+def same_config(path: str, argv: list[str]) -> bool:
+    """Whether the run in `path` was started with the flags `argv` would give."""
+    from anakin_tdmpc.run import parse_args
+
+    try:
+        with open(os.path.join(path, "config.json")) as f:
+            return json.load(f)["args"] == dataclasses.asdict(parse_args(argv))
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def train(learn: Learn, task: str, seed: int) -> list[dict]:
-    """Train one run (unless its dir already holds a finished one) and return its metrics rows."""
+    """Train one run (unless its dir already holds the same, finished run) and return its metrics rows."""
     from anakin_tdmpc.run import main
 
-    path = run_dir(learn, task, seed)
-    rows = read_metrics(path)
-    if finished(rows, learn.total_timesteps):
-        print(f"{path}: finished run found, not retraining", flush=True)
-        return rows
+    path, argv = run_dir(learn, task, seed), run_argv(learn, task, seed)
     if os.path.exists(path):
+        if finished(read_metrics(path), learn.total_timesteps) and same_config(path, argv):
+            print(f"{path}: the same finished run is there, not retraining", flush=True)
+            return read_metrics(path)
         raise SystemExit(f"error: {path} holds an unfinished or different run; delete it or pass another --runs_dir")
-    argv = ["--algo", learn.algo, "--task", task, "--seed", str(seed), "--total_timesteps", str(learn.total_timesteps),
-            "--eval_every", str(learn.eval_every), "--run_dir", path]
-    argv += shlex.split(SMALL if learn.small else "") + shlex.split(learn.flags)
     print("python -m anakin_tdmpc.run " + " ".join(argv), flush=True)
     main(argv)
     return read_metrics(path)

@@ -32,7 +32,7 @@ import os
 import platform
 import resource
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -54,8 +54,8 @@ MODELS = {
 class Bench:
     """Fused-loop throughput, phase split, host-loop baseline and FLOP/s."""
 
-    task: str = "cheetah-run"
-    """task to train on"""
+    task: Optional[str] = None
+    """task to train on (default: cheetah-run; cartpole-balance with --quick, whose env compiles faster)"""
     models: tuple[str, ...] = ("5M", "1M")
     """models to measure: 5M (paper planner) and/or 1M (1M preset, 128 samples x 3 MPPI iterations)"""
     num_envs: tuple[int, ...] = (1, 4, 16, 64, 256)
@@ -65,7 +65,7 @@ class Bench:
     iters: int = 10
     """timed fused iterations per configuration"""
     reps: int = 5
-    """repetitions of each phase timed alone (median reported)"""
+    """repetitions of each timing (fused chunks of `iters` iterations, phases alone); medians reported"""
     host_steps: int = 20
     """agent steps of the host loop per round (and fused iterations per round at N = 1)"""
     rounds: int = 3
@@ -79,8 +79,9 @@ class Bench:
 
     def resolved(self) -> "Bench":
         if not self.quick:
-            return self
-        return dataclasses.replace(self, num_envs=tuple(n for n in self.num_envs if n <= 4) or (1,), iters=2, reps=2,
+            return dataclasses.replace(self, task=self.task or "cheetah-run")
+        return dataclasses.replace(self, task=self.task or "cartpole-balance",
+                                   num_envs=tuple(n for n in self.num_envs if n <= 4) or (1,), iters=2, reps=3,
                                    host_steps=2, rounds=3)
 
 
@@ -153,7 +154,7 @@ def flops_of(lowered) -> float:
     return float(cost.get("flops", float("nan")))
 
 
-def matmul_peak(n: int, reps: int = 5) -> float:
+def matmul_peak(n: int, reps: int = 10) -> float:
     """Best fp32 FLOP/s of an n x n x n jnp.dot at the default precision (what the networks use)."""
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
     b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
@@ -213,7 +214,9 @@ def run_fused(s: Setup, iters: int) -> tuple[float, int]:
 
 
 def fused_row(bench: Bench, s: Setup) -> dict:
-    dt, updates = run_fused(s, bench.iters)
+    runs = [run_fused(s, bench.iters) for _ in range(bench.reps)]
+    dt = float(np.median([t for t, _ in runs]))  # seconds per `iters` iterations
+    updates = sum(u for _, u in runs) / len(runs)
     agent_steps = bench.iters * s.num_envs
     mem, mem_kind = peak_memory()
     return {
@@ -229,10 +232,12 @@ def fused_row(bench: Bench, s: Setup) -> dict:
 # -------------------------------------------------------------------------------------- phase split
 
 
-def phase_fns(s: Setup, update: Callable | None = None) -> dict:
-    """Jitted single phases of one iteration on the setup's shapes. `update` (jitted `algo.update`, whose shapes
-    do not depend on N) is shared between the configurations of one model."""
-    return {"env": jax.jit(s.env.step), "plan": jax.jit(act_fn(s.algo)), "update": update or jax.jit(s.algo.update)}
+def phase_fns(s: Setup, shared: dict) -> dict:
+    """Jitted single phases of one iteration on the setup's shapes. Compiled once and shared: the env step per N
+    (the same task for every model), the update per model (its shapes do not depend on N)."""
+    env = shared.setdefault(("env", s.num_envs), jax.jit(s.env.step))
+    update = shared.setdefault(("update", s.model), jax.jit(s.algo.update))
+    return {"env": env, "plan": jax.jit(act_fn(s.algo)), "update": update}
 
 
 def sample_batch(s: Setup, rng: jax.Array):
@@ -299,7 +304,7 @@ class HostLoop:
             s.carry.rng)
         self.buffer = HostReplay(100_000, s.env.obs_dim, s.env.action_dim, cfg.horizon)
         self.agent = s.carry.agent
-        self.state = jax.jit(s.env.reset, static_argnums=1)(jax.random.key(2), 1)
+        self.state = jax.tree.map(jnp.copy, s.carry.env_state)  # N = 1 envs, not donated to the fused chunk
         self.plan_mean = s.algo.initial_plan_mean(1)
         self.episode_step, self.t, self.key = 0, 0, jax.random.key(3)
         self.updates_done = 0.0
@@ -425,8 +430,8 @@ def report(bench: Bench, info: dict, fused: list, phases: list, hosts: list, flo
           f"{r['step_flops'] / 1e9:.1f}", f"{r['achieved_flops'] / 1e9:.1f}", f"{r['matmul_peak_flops'] / 1e9:.0f}",
           f"{100 * r['fraction_of_peak']:.0f}%"] for r in flops],
         "GFLOP / agent step = plan + UTD x update (plans are vmapped, so N envs cost N plans); achieved = that x "
-        "fused agent steps/s; peak: best n x n fp32 jnp.dot. The physical limit is peak / (GFLOP per agent step) "
-        "agent steps/s."))
+        "fused agent steps/s; peak: best n x n x n fp32 jnp.dot (n = 512..2048 on CPU, 2048..8192 on GPU). The "
+        "physical limit is peak / (GFLOP per agent step) agent steps/s."))
     return "\n".join(out)
 
 
@@ -434,15 +439,15 @@ def main(bench: Bench) -> dict:
     bench = bench.resolved()
     info = machine()
     print(f"{info} | {bench}", flush=True)
-    peak = max(matmul_peak(n) for n in ((1024, 2048) if bench.quick else (2048, 4096, 8192)))
+    peak = max(matmul_peak(n) for n in ((512, 1024, 2048) if info["backend"] == "cpu" else (2048, 4096, 8192)))
     fused, phases, hosts, flops = [], [], [], []
+    shared = {}
     for model in bench.models:
-        per_model, update = [], None
+        per_model = []
         sizes = bench.num_envs[:1] if bench.quick and model == "5M" else bench.num_envs
         for n in sizes:
             s = make_setup(bench, model, n)
-            fns = phase_fns(s, update)
-            update = fns["update"]
+            fns = phase_fns(s, shared)
             row = fused_row(bench, s)
             fused.append(row)
             per_model.append(row)
