@@ -99,7 +99,7 @@ def functional_networks(algo, bf16: bool):
         k = p["NormedLinear_0"]["Dense_0"]["kernel"]
         return mm(z, k[:latent_dim]) + mm(a, k[latent_dim:]) + p["NormedLinear_0"]["Dense_0"]["bias"]
 
-    simnorm = lambda x: nets.simnorm(x, cfg.simnorm_dim)  # noqa: E731
+    simnorm = lambda x: nets.simnorm(x, cfg.simnorm_dim)
     algo.encode = lambda params, obs: mlp(params["encoder"], first(params["encoder"], obs), simnorm)
     algo.next = lambda params, z, a: mlp(params["dynamics"], first_za(params["dynamics"], z, a), simnorm)
     algo.reward_logits = lambda params, z, a: mlp(params["reward"], first_za(params["reward"], z, a))
@@ -119,7 +119,7 @@ def functional_networks(algo, bf16: bool):
             drop = None
             if key is not None:
                 keep = 1.0 - cfg.dropout
-                drop = lambda h: jnp.where(jax.random.bernoulli(key, keep, h.shape), h / keep, 0.0)  # noqa: E731
+                drop = lambda h: jnp.where(jax.random.bernoulli(key, keep, h.shape), h / keep, 0.0)
             return mlp(p, first_za(p, z, a), dropout=drop)
 
         return jax.vmap(member)(q_params, keys) if keys is not None else jax.vmap(lambda p: member(p, None))(q_params)
@@ -219,8 +219,9 @@ def phase_table(opts: Options, algo, carry) -> list[tuple[str, float, float]]:
 
 def main(opts: Options) -> None:
     n = opts.num_envs
-    env, algo, loop, schedule = build(Args(task=opts.task, num_envs=n, model_size=opts.model_size,
-                                           total_timesteps=10**9, seed_steps=4 * n, eval_episodes=0))
+    args = Args(task=opts.task, num_envs=n, model_size=opts.model_size, total_timesteps=10**9, seed_steps=4 * n,
+                eval_episodes=0)
+    _, algo, loop, _ = build(args)
     carry = loop.init(jax.random.key(0))
     carry, _ = loop.chunk(carry, np.int32(5))  # past seeding and the pretraining burst
     print(f"\n{opts.task}, {opts.model_size}M, N={n}, {jax.default_backend()}: speed-up = baseline time / variant "

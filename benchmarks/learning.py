@@ -4,8 +4,8 @@
     uv run python -m benchmarks.learning --tasks cartpole-balance --seeds 1 --total_timesteps 20000 \
         --eval_every 10000 --milestones 10000 20000 --small                 # a few minutes on a CPU
 
-Each (task, seed) trains through `anakin_tdmpc.run.main` into its own run dir
-(<runs_dir>/<task>__<algo>__<seed>); a run dir that already holds the same finished run is read, not retrained. The table gives, per task, the mean
+Each (task, seed) trains through `anakin_tdmpc.run.main` into its own run dir (<runs_dir>/<task>__<algo>__<seed>);
+a run dir that already holds the same finished run is read, not retrained. The table gives, per task, the mean
 (and spread over seeds) of the eval return nearest each milestone next to the paper's number, plus
 wall-clock per 100k env steps; a plot of the eval curves with the paper's points goes next to it. Outputs:
 benchmarks/results/learning[_<tag>].{json,md,png}.
