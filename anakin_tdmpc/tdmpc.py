@@ -156,6 +156,8 @@ class QNet(nn.Module):
 class TDMPC:
     """TD-MPC for one task: a static config plus pure functions of (AgentState, arrays)."""
 
+    axis_name = None  # data-parallel training sets the device axis name: gradients are averaged over it
+
     def __init__(self, cfg: TDMPCConfig, obs_dim: int, action_dim: int, episode_length: int):
         num_pi_trajs = cfg.num_pi_trajs if cfg.num_pi_trajs is not None else int(cfg.mixture_coef * cfg.num_samples)
         if num_pi_trajs < 0 or not 0 < cfg.num_elites <= cfg.num_samples + num_pi_trajs:
@@ -348,6 +350,7 @@ class TDMPC:
 
         model_params = self._model_part(params)
         (_, (zs, metrics)), grads = jax.value_and_grad(model_loss, has_aux=True)(model_params)
+        grads = nets.device_mean(grads, self.axis_name)
         step, model_opt = self.model_optim.update(grads, agent.model_opt, model_params)
         params = {**params, **optax.apply_updates(model_params, step)}
         metrics["grad_norm"] = optax.tree.norm(grads)
@@ -361,6 +364,7 @@ class TDMPC:
             return jnp.sum(rho * -q.mean(axis=-1, keepdims=True))
 
         pi_value, pi_grads = jax.value_and_grad(pi_loss)(params["pi"])
+        pi_grads = nets.device_mean(pi_grads, self.axis_name)
         pi_step, pi_opt = self.pi_optim.update(pi_grads, agent.pi_opt, params["pi"])
         params = {**params, "pi": optax.apply_updates(params["pi"], pi_step)}
 

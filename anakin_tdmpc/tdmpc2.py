@@ -97,6 +97,8 @@ class TDMPC2:
     """TD-MPC2 for one task: a static config plus pure functions of (AgentState, arrays)."""
 
     replay_priority = None  # uniform replay (no prioritized sampling)
+    # data-parallel training sets the device axis name: gradients and the Q scale statistic are averaged over it
+    axis_name = None
 
     def __init__(self, cfg: TDMPC2Config, obs_dim: int, action_dim: int, episode_length: int):
         if cfg.latent_dim % cfg.simnorm_dim:
@@ -303,6 +305,7 @@ class TDMPC2:
 
         model_params = self._model_part(params)
         (_, (zs, metrics)), grads = jax.value_and_grad(model_loss, has_aux=True)(model_params)
+        grads = nets.device_mean(grads, self.axis_name)
         step, model_opt = self.model_optim.update(grads, agent.model_opt, model_params)
         model_params = optax.apply_updates(model_params, step)
         params = {**params, **model_params}
@@ -316,11 +319,13 @@ class TDMPC2:
             a, _, scaled_entropy = self.pi(pi_params, zs, k_pi)
             q = self.q_two(params["qs"], zs, a, k_pick, "avg")  # [H+1, B]
             lo, hi = jnp.percentile(jax.lax.stop_gradient(q[0]), jnp.array([5.0, 95.0]))
+            lo, hi = nets.device_mean((lo, hi), self.axis_name)
             scale = scale + cfg.scale_tau * (jnp.maximum(hi - lo, 1.0) - scale)
             objective = cfg.entropy_coef * scaled_entropy + q / scale
             return jnp.mean(-objective.mean(-1) * rho), (scale, scaled_entropy.mean())
 
         (pi_value, (scale, entropy)), pi_grads = jax.value_and_grad(pi_loss, has_aux=True)(params["pi"], agent.scale)
+        pi_grads = nets.device_mean(pi_grads, self.axis_name)
         pi_step, pi_opt = self.pi_optim.update(pi_grads, agent.pi_opt, params["pi"])
         params = {**params, "pi": optax.apply_updates(params["pi"], pi_step)}
         target_qs = optax.incremental_update(params["qs"], agent.target_qs, cfg.tau)
