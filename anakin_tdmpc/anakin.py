@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from anakin_tdmpc import buffer as replay
+from anakin_tdmpc.evaluate import episodes
 
 
 class Carry(NamedTuple):
@@ -60,8 +61,12 @@ class Anakin:
         seed_steps: int,
         updates_per_iter: int,
         pretrain_updates: int,
+        steps_per_iter: int | None = None,
     ):
         self.algo, self.env, self.num_envs = algo, env, num_envs
+        # agent steps one iteration adds to the (global) count: num_envs, or all devices' envs when this
+        # loop is one data-parallel shard (parallel.py), so seeding and schedules see the whole run's steps
+        self.steps_per_iter = num_envs if steps_per_iter is None else steps_per_iter
         self.seq_len = algo.cfg.horizon + 1
         self.batch_size = algo.cfg.batch_size
         self.buffer_capacity = buffer_capacity
@@ -76,8 +81,11 @@ class Anakin:
 
     # ------------------------------------------------------------------------------------ init
 
-    def _init(self, rng: jax.Array) -> Carry:
+    def _init(self, rng: jax.Array, shard=0) -> Carry:
+        """The carry of a new run. `shard` (a data-parallel device's index) changes the envs' and the loop's
+        random streams, never the agent's: every shard starts from the same parameters."""
         k_agent, k_env, k_loop = jax.random.split(rng, 3)
+        k_env, k_loop = jax.random.fold_in(k_env, shard), jax.random.fold_in(k_loop, shard)
         env = self.env
         return Carry(
             agent=self.algo.init(k_agent),
@@ -144,7 +152,7 @@ class Anakin:
         buffer = replay.add(carry.buffer, carry.env_state.obs, action, out.reward, carry.env_state.episode_step)
         plan_mean = jnp.where(out.done[:, None, None], 0.0, plan_mean)  # new episode: no warm start
 
-        agent_steps = carry.agent_steps + N
+        agent_steps = carry.agent_steps + self.steps_per_iter
         just_seeded = seeding & (agent_steps >= self.seed_steps)
         n_updates = jnp.where(seeding, jnp.where(just_seeded, self.pretrain_updates, 0), self.updates_per_iter)
         agent, buffer, update_sums = self._updates(carry.agent, buffer, k_update, n_updates, stats.update_sums)
@@ -175,20 +183,6 @@ class Anakin:
         `agent_steps` (the training carry's) is what the algorithm's step schedules read; by default
         (None) they are taken as finished.
         """
-        env = self.env
-        k_reset, k_loop = jax.random.split(rng)
-        state = env.reset(k_reset, num_episodes)
         if agent_steps is None:
             agent_steps = jnp.iinfo(jnp.int32).max
-        agent_steps = jnp.asarray(agent_steps, jnp.int32)
-
-        def step(state_mean, key):
-            state, mean = state_mean
-            action, mean = self.algo.act(agent, state.obs, mean, key, True, agent_steps)
-            state, out = env.step(state, action)
-            return (state, mean), out.reward
-
-        _, rewards = jax.lax.scan(
-            step, (state, self.algo.initial_plan_mean(num_episodes)), jax.random.split(k_loop, env.episode_length)
-        )
-        return jnp.sum(rewards, axis=0)
+        return episodes(self.algo, self.env, agent, rng, num_episodes, agent_steps).returns

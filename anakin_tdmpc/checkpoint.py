@@ -33,13 +33,13 @@ from typing import NamedTuple, Optional
 import jax
 import numpy as np
 
-FORMAT = 1
+FORMAT = 2  # 2: leaves carry leading [devices, seeds] axes (parallel.Parallel.saved_view)
 DIRNAME = "checkpoints"
 
 # flags that only say where / how a run is recorded; they may differ between a run and its resumption
 RUN_MANAGEMENT_FLAGS = frozenset(
     {"run_dir", "resume", "track", "wandb_project", "wandb_entity", "wandb_group", "capture_video",
-     "checkpoint_every", "keep_checkpoints"}
+     "checkpoint_every", "keep_checkpoints", "coordinator_address", "process_id"}
 )
 
 
@@ -96,10 +96,18 @@ def manifest_of(tree) -> list[dict]:
     return entries
 
 
+def _fetch(x) -> np.ndarray:
+    """A whole array on this host, also when other processes hold some of its shards."""
+    if getattr(x, "is_fully_addressable", True) or getattr(x, "is_fully_replicated", False):
+        return np.asarray(jax.device_get(x))
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
 def to_host(carry) -> list[np.ndarray]:
     """Every leaf of the carry as a numpy array (keys as raw key data), in tree order."""
-    leaves = jax.tree_util.tree_leaves(carry)
-    return jax.device_get([jax.random.key_data(x) if _is_key(x) else x for x in leaves])
+    return [_fetch(jax.random.key_data(x) if _is_key(x) else x) for x in jax.tree_util.tree_leaves(carry)]
 
 
 def _digest(arrays: list[np.ndarray]) -> str:
@@ -213,10 +221,11 @@ class Checkpointer:
             raise CheckpointError(f"checkpoint {where} is damaged: its arrays do not match the saved sha256")
         return arrays
 
-    def restore(self, step: int, abstract_carry, meta: Optional[dict] = None):
+    def restore(self, step: int, abstract_carry, meta: Optional[dict] = None, place=None):
         """Rebuild the carry of checkpoint `step`, shaped like `abstract_carry` (`jax.eval_shape` of init).
 
-        Returns (carry on the default device, meta). Raises CheckpointError on any mismatch or damage.
+        `place` maps the tree of host arrays (keys as key data) to device arrays (default: the default
+        device). Returns (carry, meta). Raises CheckpointError on any mismatch or damage.
         """
         meta = meta if meta is not None else self.read_meta(step)
         expected = manifest_of(abstract_carry)
@@ -231,10 +240,9 @@ class Checkpointer:
             )
         arrays = self.read_arrays(step, meta)
         leaves, treedef = jax.tree_util.tree_flatten(abstract_carry)
-        restored = []
-        for leaf, a in zip(leaves, arrays):
-            x = jax.device_put(a)
-            restored.append(jax.random.wrap_key_data(x, impl=leaf.dtype._impl.name) if _is_key(leaf) else x)
+        placed = (place or jax.device_put)(jax.tree_util.tree_unflatten(treedef, arrays))
+        restored = [jax.random.wrap_key_data(x, impl=leaf.dtype._impl.name) if _is_key(leaf) else x
+                    for leaf, x in zip(leaves, jax.tree_util.tree_leaves(placed))]
         return jax.tree_util.tree_unflatten(treedef, restored), meta
 
     def close(self) -> None:
@@ -275,6 +283,15 @@ def find_resume_point(run_dir: str, args: dict, keep: int) -> Optional[ResumePoi
         checkpointer.close()
     _check_same(meta.get("config", {}).get("args", {}), args, f"checkpoint {checkpointer.path(step)}")
     return ResumePoint(step, meta)
+
+
+def check_devices(meta: Optional[dict], num_devices: int, where: str) -> None:
+    """A checkpoint holds one buffer shard per device: refuse to resume it on another device count."""
+    saved = ((meta or {}).get("config") or {}).get("parallel", {}).get("devices")
+    if saved is not None and saved != num_devices:
+        raise CheckpointError(
+            f"--resume: {where} was written by a {saved}-device run and this run has {num_devices} device(s); "
+            f"resume with --num_devices {saved} (on a machine with at least {saved} devices)")
 
 
 def _check_same(saved_args: dict, args: dict, where: str) -> None:

@@ -126,6 +126,19 @@ class Args:
     resume: bool = False
     """continue the run in --run_dir from its latest checkpoint (same config required); a resumed run writes
     the same metrics as an uninterrupted one"""
+    # scaling out: devices, processes, seeds
+    num_devices: Optional[int] = None
+    """data-parallel devices (default: all): each runs num_envs / D envs, keeps its own buffer shard and
+    takes batch_size / D of every batch; gradients are averaged, parameters stay identical"""
+    num_seeds: int = 1
+    """independent agents trained in one program (seeds seed .. seed+num_seeds-1, vmapped); metrics per
+    seed and as mean / min / max"""
+    coordinator_address: Optional[str] = None
+    """host:port of process 0, for a multi-process run through jax.distributed (or JAX_COORDINATOR_ADDRESS)"""
+    num_processes: Optional[int] = None
+    """processes of a multi-process run (or JAX_NUM_PROCESSES)"""
+    process_id: Optional[int] = None
+    """this process's index in [0, num_processes) (or JAX_PROCESS_ID); only process 0 logs and renders"""
 
 
 def _domain(task: str) -> str:

@@ -39,10 +39,17 @@ def plot_curves(path: str, rows: list[dict], task: str, algo: str, total_env_ste
     if train:
         x, y = zip(*train)
         ax.plot(x, y, color="tab:blue", alpha=0.45, lw=1, label="train episodes")
+    seed_keys = sorted({k for r in rows for k in r if k.startswith("eval/episode_return/seed_")},
+                       key=lambda k: int(k.rsplit("_", 1)[1]))
+    for i, key in enumerate(seed_keys):  # --num_seeds > 1: every seed's eval curve, the mean over seeds in bold
+        points = [(r["env_steps"], r[key]) for r in rows if r.get(key) is not None]
+        if points:
+            ax.plot(*zip(*points), color="tab:blue", alpha=0.35, lw=1, label="eval, each seed" if i == 0 else None)
     if evals:
         x, y, s = zip(*evals)
-        ax.plot(x, y, color="tab:blue", marker="o", ms=3, lw=2, label="eval (mean)")
-        ax.fill_between(x, [a - b for a, b in zip(y, s)], [a + b for a, b in zip(y, s)], color="tab:blue", alpha=0.15)
+        ax.plot(x, y, color="tab:blue", marker="o", ms=3, lw=2, label="eval (mean over seeds)" if seed_keys else "eval (mean)")
+        if not seed_keys:  # one seed: +- the std over eval episodes
+            ax.fill_between(x, [a - b for a, b in zip(y, s)], [a + b for a, b in zip(y, s)], color="tab:blue", alpha=0.15)
     paper = {k: v for k, v in PAPER_TDMPC2.get(task, {}).items() if k <= total_env_steps}
     if paper:
         ax.plot(list(paper), list(paper.values()), "k*", ms=10, ls="none", label="TD-MPC2 paper (3 seeds)")

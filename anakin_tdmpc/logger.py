@@ -81,3 +81,19 @@ class RunLogger:
     def close(self) -> None:
         self._progress.stop()
         self._file.close()
+
+
+class QuietLogger:
+    """The logger of a multi-process run's other processes: process 0 writes everything."""
+
+    def log(self, row: dict) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+    def summary(self, title: str, items) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

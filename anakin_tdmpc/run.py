@@ -20,9 +20,31 @@ def _fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
-def default_run_dir(args) -> str:
+def default_run_dir(args, same_time_everywhere: bool = False) -> str:
+    """runs/<task>__<algo>__<seed>__<time>; in a multi-process run every process takes process 0's time."""
+    now = int(time.time())
+    if same_time_everywhere:
+        from jax.experimental import multihost_utils
+
+        now = int(multihost_utils.broadcast_one_to_all(np.int64(now)))
     task = args.task.replace("/", "_")
-    return os.path.join("runs", f"{task}__{args.algo}__{args.seed}__{time.strftime('%Y%m%d-%H%M%S')}")
+    return os.path.join("runs", f"{task}__{args.algo}__{args.seed}__{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}")
+
+
+def seed_columns(row: dict, key: str, values, seeds) -> None:
+    """One metric of S seeds into `row`: `key` alone for one seed; else the mean over seeds at `key` plus
+    `key/min`, `key/max` and `key/seed_<seed>` for each seed (NaN entries, e.g. a seed with no finished
+    episode in a chunk, are left out of mean / min / max)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(seeds) == 1:
+        row[key] = float(values[0])
+        return
+    finite = values[~np.isnan(values)]
+    row[key] = float(finite.mean()) if finite.size else float("nan")
+    row[f"{key}/min"] = float(finite.min()) if finite.size else float("nan")
+    row[f"{key}/max"] = float(finite.max()) if finite.size else float("nan")
+    for seed, value in zip(seeds, values):
+        row[f"{key}/seed_{seed}"] = float(value)
 
 
 def prepare_run_dir(run_dir: str, config: dict) -> None:
@@ -44,9 +66,13 @@ def prepare_run_dir(run_dir: str, config: dict) -> None:
         json.dump(config, f, indent=2)
 
 
-def build(args):
-    """Validate everything that can be validated before any compilation -> (env, algo, loop, schedule)."""
-    from anakin_tdmpc import anakin, config, envs, tdmpc, tdmpc2
+def build(args, num_devices: int = 1):
+    """Validate everything that can be validated before any compilation -> (env, algo, loop, schedule).
+
+    With `num_devices` > 1, `loop` (and `algo`) are one device's share of a data-parallel run
+    (parallel.py): num_envs / D envs, buffer capacity / D, batch_size / D, gradients averaged over devices.
+    """
+    from anakin_tdmpc import anakin, config, envs, parallel, tdmpc, tdmpc2
 
     if args.algo not in config.ALGOS:
         raise config.ConfigError(f"unknown algo '{args.algo}'; valid: {', '.join(config.ALGOS)}")
@@ -59,49 +85,70 @@ def build(args):
     # everything that can be checked is checked before the (slow, noisy) env load
     envs.canonical_task_name(args.task)
     cfg = config.algo_config(args)
+    if args.num_seeds < 1:
+        raise config.ConfigError(f"--num_seeds must be positive, got {args.num_seeds}")
+    if args.num_envs % num_devices:
+        raise config.ConfigError(f"--num_envs {args.num_envs} must be divisible by the {num_devices} devices")
+    if cfg.batch_size % num_devices:
+        raise config.ConfigError(f"--batch_size {cfg.batch_size} must be divisible by the {num_devices} devices")
     episode_length = args.episode_length or envs.default_episode_length(args.action_repeat)
     schedule = config.make_schedule(args, episode_length, cfg.horizon)
     env = envs.make_env(args.task, action_repeat=args.action_repeat, episode_length=episode_length)
     algo_class = {"tdmpc2": tdmpc2.TDMPC2, "tdmpc": tdmpc.TDMPC}[args.algo]
-    algo = algo_class(cfg, env.obs_dim, env.action_dim, env.episode_length)
+    algo = algo_class(dataclasses.replace(cfg, batch_size=cfg.batch_size // num_devices), env.obs_dim,
+                      env.action_dim, env.episode_length)
+    if num_devices > 1:
+        algo.axis_name = parallel.AXIS
     loop = anakin.Anakin(
         algo,
         env,
-        num_envs=args.num_envs,
-        buffer_capacity=schedule.buffer_capacity,
+        num_envs=args.num_envs // num_devices,
+        buffer_capacity=-(-schedule.buffer_capacity // num_devices),
         seed_steps=schedule.seed_steps,
         updates_per_iter=schedule.updates_per_iter,
         pretrain_updates=schedule.pretrain_updates,
+        steps_per_iter=args.num_envs,
     )
     return env, algo, loop, schedule
 
 
 def train(args) -> str:
     """Run training for parsed `args`; returns the run dir."""
+    _check_output_flags(args)
+    from anakin_tdmpc import parallel
+
+    try:  # before anything else touches JAX's devices
+        parallel.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
+        devices = parallel.select_devices(args.num_devices)
+    except parallel.ParallelError as e:
+        _fail(str(e))
     import jax
 
     from anakin_tdmpc import buffer as replay
     from anakin_tdmpc import checkpoint
     from anakin_tdmpc.config import ConfigError
     from anakin_tdmpc.envs import UnknownTaskError
-    from anakin_tdmpc.logger import RunLogger, format_duration
+    from anakin_tdmpc.logger import QuietLogger, RunLogger, format_duration
 
-    _check_output_flags(args)
+    primary = jax.process_index() == 0  # only process 0 writes logs, metrics, curves, videos, wandb
+    num_devices, seeds = len(devices), list(range(args.seed, args.seed + args.num_seeds))
     resume = None  # checkpoint.ResumePoint with --resume when the run dir holds a run
     if args.resume:
         try:
             resume = checkpoint.find_resume_point(args.run_dir, dataclasses.asdict(args), args.keep_checkpoints)
+            checkpoint.check_devices(resume and resume.meta, num_devices, f"the checkpoint in {args.run_dir}")
         except checkpoint.CheckpointError as e:
             _fail(str(e))
-    render = _choose_render_backend() if args.capture_video else None  # before mujoco's GL is first used
+    render = _choose_render_backend() if args.capture_video and primary else None  # before mujoco's GL is used
     try:
-        env, algo, loop, schedule = build(args)
+        env, algo, loop, schedule = build(args, num_devices)
     except (ConfigError, UnknownTaskError) as e:
         _fail(str(e))
-    run_dir = args.run_dir or default_run_dir(args)
+    par = parallel.Parallel(loop, args.num_seeds, devices)
+    run_dir = args.run_dir or default_run_dir(args, same_time_everywhere=jax.process_count() > 1)
     config = {
         "args": dataclasses.asdict(args),
-        "algo_config": dataclasses.asdict(algo.cfg),
+        "algo_config": dataclasses.asdict(dataclasses.replace(algo.cfg, batch_size=algo.cfg.batch_size * num_devices)),
         "task": env.name,
         "env": {"obs_dim": env.obs_dim, "action_dim": env.action_dim, "action_repeat": env.action_repeat,
                 "episode_length": env.episode_length},
@@ -109,26 +156,35 @@ def train(args) -> str:
         "planner_iterations": algo.iterations,
         "schedule": dataclasses.asdict(schedule),
         "jax": {"version": jax.__version__, "backend": jax.default_backend(), "devices": len(jax.devices())},
+        "parallel": {"devices": num_devices, "processes": jax.process_count(), "seeds": seeds,
+                     "envs_per_device": loop.num_envs, "batch_per_device": algo.cfg.batch_size},
     }
-    rng = jax.random.key(args.seed)
-    k_init, k_eval = jax.random.split(rng)
+    k_init, k_eval = par.seed_keys(args.seed)  # [S] each: seed s gets the keys a run with --seed s gets
+    state_bytes = par.state_bytes_per_device(k_init)
+    limit = parallel.device_memory_bytes(devices[0])
+    if limit is not None and state_bytes > limit:
+        _fail(f"the training state needs {state_bytes / 2**30:.1f} GiB per device ({args.num_seeds} seed(s) x "
+              f"{loop.num_envs} envs, buffer {loop.buffer_capacity:,} per device) but a {devices[0].platform} device "
+              f"has {limit / 2**30:.1f} GiB; lower --buffer_size, --num_seeds or --num_envs, or add devices")
     restored = None  # (carry, checkpoint meta) when resuming from a checkpoint
     if resume is not None and resume.step is not None:
         reader = checkpoint.Checkpointer(run_dir, args.keep_checkpoints, create=False)
         try:  # damaged or foreign checkpoints are refused here, before anything is written
-            restored = reader.restore(resume.step, jax.eval_shape(loop.init, k_init), resume.meta)
+            abstract = par.saved_view(jax.eval_shape(par.init, k_init))
+            restored = reader.restore(resume.step, abstract, resume.meta, place=par.place)
         except checkpoint.CheckpointError as e:
             _fail(str(e))
         finally:
             reader.close()
+    rows = []
     if resume is None:
-        prepare_run_dir(run_dir, config)
-        rows = []
-    else:  # drop the rows logged after the checkpoint: the continuation logs them again
+        if primary:
+            prepare_run_dir(run_dir, config)
+    elif primary:  # drop the rows logged after the checkpoint: the continuation logs them again
         rows = checkpoint.truncate_metrics(os.path.join(run_dir, "metrics.jsonl"), resume.step or 0)
     host = dict(restored[1]["host"]) if restored else {}
     tracker = None
-    if args.track:
+    if args.track and primary:
         from anakin_tdmpc.tracking import TrackingError, WandbTracker
 
         try:
@@ -136,7 +192,7 @@ def train(args) -> str:
                                    run_id=host.get("wandb_id"))
         except TrackingError as e:
             _fail(str(e))
-    log = RunLogger(run_dir, schedule.total_env_steps)
+    log = RunLogger(run_dir, schedule.total_env_steps) if primary else QuietLogger()
     mem = replay.memory_bytes(schedule.buffer_capacity, args.num_envs, env.obs_dim, env.action_dim, algo.cfg.horizon + 1,
                               prioritized=getattr(algo, "replay_priority", None) is not None)
     log.message(
@@ -144,9 +200,14 @@ def train(args) -> str:
         f"{env.action_repeat} | {schedule.updates_per_iter} updates/iter after {schedule.seed_steps} seed steps | "
         f"buffer {schedule.buffer_capacity:,} ({mem / 2**20:.0f} MiB) | {jax.default_backend()} | {run_dir}"
     )
+    if num_devices > 1 or args.num_seeds > 1 or jax.process_count() > 1:
+        log.message(
+            f"scaling out: {num_devices} {devices[0].platform} device(s) in {jax.process_count()} process(es), "
+            f"{loop.num_envs} envs and batch {algo.cfg.batch_size} per device | {args.num_seeds} seed(s) "
+            f"{seeds[0]}..{seeds[-1]} | training state {state_bytes / 2**20:,.0f} MiB per device"
+            + (f" of {limit / 2**30:.0f} GiB" if limit else ""))
 
     from anakin_tdmpc.curves import plot_curves
-    from anakin_tdmpc.evaluate import make_evaluate
     from anakin_tdmpc.guard import DIVERGED_EXIT_CODE, DivergenceGuard
 
     checkpointer = checkpoint.Checkpointer(run_dir, args.keep_checkpoints)
@@ -157,7 +218,7 @@ def train(args) -> str:
     else:
         if resume is not None:
             log.message(f"--resume: {run_dir} has no checkpoint yet; starting its run over")
-        carry = loop.init(k_init)
+        carry = par.init(k_init)
     recorder = None
     if render is not None:
         backend, why = render
@@ -170,13 +231,13 @@ def train(args) -> str:
             recorder = VideoRecorder(env.playground_env.mj_model, 1.0 / env.control_dt, log.message)
             log.message(f"eval videos: rendering with MUJOCO_GL={backend}" + (f" (unavailable: {why})" if why else ""))
     t_compile = time.time()
-    chunk = loop.chunk.lower(carry, np.int32(schedule.iters_per_chunk)).compile()
+    chunk = par.chunk.lower(carry, np.int32(schedule.iters_per_chunk)).compile()
     log.message(f"compiled training chunk in {time.time() - t_compile:.1f}s")
-    evaluate = make_evaluate(algo, env)  # loop.evaluate's episodes, plus episode 0's positions for videos
-    guard = DivergenceGuard(carry.agent)
+    guard = DivergenceGuard(parallel.float_leaf_names(jax.eval_shape(algo.init, jax.random.key(0))), seeds)
 
     # host state of the loop: restored from the checkpoint on --resume, so the continuation is exact
     iters_done = int(host.get("iters_done", 0))
+    updates = int(host.get("updates", 0))
     next_eval = int(host.get("next_eval", args.eval_every))
     last_eval, last_eval_std = host.get("last_eval"), host.get("last_eval_std")
     env_steps = iters_done * schedule.env_steps_per_iter
@@ -188,10 +249,10 @@ def train(args) -> str:
     def save_checkpoint():
         """Checkpoint the carry a chunk just returned (before the next chunk takes it) + the host state."""
         nonlocal saved_step
-        state = {"iters_done": iters_done, "next_eval": next_eval, "last_eval": last_eval,
+        state = {"iters_done": iters_done, "updates": updates, "next_eval": next_eval, "last_eval": last_eval,
                  "last_eval_std": last_eval_std, "time": time.time() - t_start,
                  "wandb_id": tracker.id if tracker else host.get("wandb_id")}
-        checkpointer.save(env_steps, carry, state, config)
+        checkpointer.save(env_steps, par.saved_view(carry), state, config)
         saved_step = env_steps
 
     def draw_curves():
@@ -221,24 +282,30 @@ def train(args) -> str:
                 if iters_done <= burst_iter < iters_done + n:
                     log.message(f"this chunk ends seeding and pretrains: {schedule.pretrain_updates} updates on the seed data")
                 t0 = time.time()
-                carry, stats = chunk(carry, np.int32(n))
-                stats = jax.device_get(stats)
+                carry, report = chunk(carry, np.int32(n))
+                report = jax.device_get(report)
+                stats = report.stats  # leaves [S]: one entry per seed
                 dt = time.time() - t0
                 iters_done += n
+                updates += int(stats.num_updates[0])
                 env_steps = iters_done * schedule.env_steps_per_iter
                 row = {
                     "env_steps": env_steps,
                     "agent_steps": iters_done * schedule.agent_steps_per_iter,
-                    "updates": int(jax.device_get(carry.agent.updates)),
-                    "sps": n * schedule.env_steps_per_iter / dt,
+                    "updates": updates,
+                    "sps": n * schedule.env_steps_per_iter / dt,  # per seed; x num_seeds for all agents
                     "time": time.time() - t_start,
                 }
-                if stats.episodes > 0:
-                    row["train/episode_return"] = float(stats.return_sum / stats.episodes)
-                    row["train/episodes"] = int(stats.episodes)
-                if stats.num_updates > 0:
-                    row.update({f"train/{k}": float(v / stats.num_updates) for k, v in stats.update_sums.items()})
-                bad = guard.check(row, [f"train/{k}" for k in stats.update_sums], carry.agent)
+                if stats.episodes.sum() > 0:
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        seed_columns(row, "train/episode_return", stats.return_sum / stats.episodes, seeds)
+                    row["train/episodes"] = int(stats.episodes.sum())
+                if stats.num_updates[0] > 0:
+                    for k, v in stats.update_sums.items():
+                        seed_columns(row, f"train/{k}", v / stats.num_updates, seeds)
+                bad = guard.check(row, [f"train/{k}" for k in stats.update_sums], report.finite)
+                if not bad and not report.replicas_equal:
+                    bad = "the agent's parameters differ between devices (data-parallel replicas out of step)"
                 if bad:  # stop without saving the bad state: the last checkpoint stays the last good one
                     log.log(row)
                     exit_code = DIVERGED_EXIT_CODE
@@ -250,11 +317,12 @@ def train(args) -> str:
                 result = None
                 if args.eval_episodes > 0 and (env_steps >= next_eval or done):
                     t_eval = time.time()
-                    k_episodes = jax.random.fold_in(k_eval, iters_done)
-                    result = jax.device_get(evaluate(carry.agent, k_episodes, args.eval_episodes, carry.agent_steps))
-                    last_eval, last_eval_std = float(np.mean(result.returns)), float(np.std(result.returns))
-                    row["eval/episode_return"] = last_eval
-                    row["eval/episode_return_std"] = last_eval_std
+                    k_episodes = jax.vmap(lambda k: jax.random.fold_in(k, iters_done))(k_eval)
+                    result = jax.device_get(par.evaluate(carry.agent, k_episodes, args.eval_episodes,
+                                                         carry.agent_steps))
+                    seed_columns(row, "eval/episode_return", result.returns.mean(axis=1), seeds)
+                    seed_columns(row, "eval/episode_return_std", result.returns.std(axis=1), seeds)
+                    last_eval, last_eval_std = row["eval/episode_return"], row["eval/episode_return_std"]
                     row["eval/time"] = time.time() - t_eval
                     while next_eval <= env_steps:
                         next_eval += args.eval_every
@@ -268,7 +336,8 @@ def train(args) -> str:
                         result.mocap_quat)
                     if video and tracker:
                         tracker.log_video(video, env_steps, recorder.fps)
-                    draw_curves()
+                    if primary:
+                        draw_curves()
                 if env_steps >= next_checkpoint or done:
                     save_checkpoint()
                     while next_checkpoint <= env_steps:
@@ -291,7 +360,7 @@ def train(args) -> str:
         raise SystemExit(130)
     if exit_code:
         _fail(exit_message, exit_code)
-    if not rows or not os.path.exists(os.path.join(run_dir, "curves.png")):
+    if primary and (not rows or not os.path.exists(os.path.join(run_dir, "curves.png"))):
         draw_curves()
     wall = time.time() - t_start
     log.message(
@@ -301,8 +370,7 @@ def train(args) -> str:
     )
     log.summary("summary", [
         ("env steps", f"{env_steps:,}"),
-        ("agent steps / updates", f"{iters_done * schedule.agent_steps_per_iter:,} / "
-                                  f"{int(jax.device_get(carry.agent.updates)):,}"),
+        ("agent steps / updates", f"{iters_done * schedule.agent_steps_per_iter:,} / {updates:,}"),
         ("training time", format_duration(wall)),
         ("SPS (env steps/s)", f"{env_steps / wall:,.0f}"),
         ("final eval return", f"{last_eval:.1f} ± {last_eval_std:.1f}" if last_eval is not None else "-"),

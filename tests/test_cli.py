@@ -38,6 +38,14 @@ def run_main(argv):
         (["--total_timesteps", "1000"], "leaves no learning after"),
         (["--num_envs", "many"], "--num_envs"),
         (["--no_such_flag", "1"], "Unrecognized options"),
+        (["--num_devices", "3"], "--num_devices 3 asks for more devices than the"),
+        (["--num_devices", "0"], "--num_devices must be positive"),
+        (["--num_seeds", "0"], "--num_seeds must be positive"),
+        (["--num_processes", "2"], "a multi-process run needs all of --coordinator_address"),
+        (["--coordinator_address", "127.0.0.1:1", "--num_processes", "2", "--process_id", "2"],
+         "--process_id must be in [0, --num_processes)"),
+        (["--buffer_size", "100000000000", "--total_timesteps", "400000000000", "--num_seeds", "64"],
+         "the training state needs"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):

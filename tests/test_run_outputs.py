@@ -239,12 +239,20 @@ def test_planted_nan_stops_the_run_and_keeps_the_last_good_checkpoint(runs):
 
 def test_guard_names_the_first_non_finite_quantity():
     import jax.numpy as jnp
+    import numpy as np
 
     from anakin_tdmpc.guard import DivergenceGuard
+    from anakin_tdmpc.parallel import float_leaf_names
 
     agent = {"params": {"pi": jnp.ones(3), "qs": jnp.ones((2, 2))}, "updates": jnp.zeros((), jnp.int32)}
-    guard = DivergenceGuard(agent)
-    assert guard.check({"train/total_loss": 1.0}, ["train/total_loss"], agent) is None
-    assert guard.check({"train/total_loss": float("inf")}, ["train/total_loss"], agent) == "non-finite train/total_loss (inf)"
-    agent["params"]["qs"] = agent["params"]["qs"].at[1, 0].set(jnp.nan)
-    assert guard.check({"train/total_loss": 1.0}, ["train/total_loss"], agent) == "non-finite parameter agent['params']['qs']"
+    names = float_leaf_names(agent)
+    assert names == ["agent['params']['pi']", "agent['params']['qs']"]
+    guard = DivergenceGuard(names, [1])
+    ok = np.ones((1, 2), bool)
+    assert guard.check({"train/total_loss": 1.0}, ["train/total_loss"], ok) is None
+    assert guard.check({"train/total_loss": float("inf")}, ["train/total_loss"], ok) == "non-finite train/total_loss (inf)"
+    assert guard.check({"train/total_loss": 1.0}, ["train/total_loss"], np.array([[True, False]])) == \
+        "non-finite parameter agent['params']['qs']"
+    seeds = DivergenceGuard(names, [4, 5, 6])
+    assert seeds.check({}, [], np.array([[True, True], [True, True], [False, True]])) == \
+        "non-finite parameter agent['params']['pi'] (seed 6)"
