@@ -16,6 +16,10 @@ Defaults follow the paper and the official config.yaml (see ../shared/REFERENCE.
 from the official code rather than the paper text: "avg" Q estimates (planning, policy loss) average
 two randomly chosen ensemble members, and the entropy bonus is the pre-squash Gaussian entropy scaled
 by the action dimension ("scaled_entropy").
+
+One numerical choice is ours: planning multiplies in bfloat16 (float32 accumulation and everything else in
+float32; `planner_bf16`), which on CPU is ~1.5x faster per plan and learned as well as float32 planning in
+tests/test_learning.py's run. Updates are float32.
 """
 
 from __future__ import annotations
@@ -67,6 +71,9 @@ class TDMPC2Config:
     min_std: float = 0.05
     max_std: float = 2.0
     temperature: float = 0.5
+    # bfloat16 matmul operands in planning only (float32 accumulation; LayerNorm, SimNorm, softmax and the MPPI
+    # statistics stay float32): ~1.5x faster plans on CPUs with AVX512-BF16. Updates always run in float32.
+    planner_bf16: bool = True
     # discount heuristic
     discount_denom: float = 5.0
     discount_min: float = 0.95
@@ -162,10 +169,10 @@ class TDMPC2:
         return self.encoder.apply({"params": params["encoder"]}, obs)
 
     def next(self, params, z: jax.Array, a: jax.Array) -> jax.Array:
-        return self.dynamics.apply({"params": params["dynamics"]}, jnp.concatenate([z, a], -1))
+        return self.dynamics.apply({"params": params["dynamics"]}, (z, a))
 
     def reward_logits(self, params, z: jax.Array, a: jax.Array) -> jax.Array:
-        return self.reward_net.apply({"params": params["reward"]}, jnp.concatenate([z, a], -1))
+        return self.reward_net.apply({"params": params["reward"]}, (z, a))
 
     def scalar(self, logits: jax.Array) -> jax.Array:
         cfg = self.cfg
@@ -184,7 +191,7 @@ class TDMPC2:
 
     def q_all(self, q_params, z: jax.Array, a: jax.Array, dropout_rng=None) -> jax.Array:
         """Logits of every ensemble member -> [num_q, ..., num_bins]."""
-        return nets.apply_ensemble(self.q_net, q_params, jnp.concatenate([z, a], -1), dropout_rng)
+        return nets.apply_ensemble(self.q_net, q_params, (z, a), dropout_rng)
 
     def q_two(self, q_params, z: jax.Array, a: jax.Array, rng: jax.Array, reduce: str) -> jax.Array:
         """Min ("min") or mean ("avg") of two randomly chosen ensemble members, as scalars."""
@@ -195,7 +202,10 @@ class TDMPC2:
     # ------------------------------------------------------------------------------ planning
 
     def estimate_value(self, params, z: jax.Array, actions: jax.Array, rng: jax.Array) -> jax.Array:
-        """Discounted model return of action sequences [H, S, A] from latents [S, L], plus terminal Q."""
+        """Discounted model return of action sequences [H, S, A] from latents [S, L], plus terminal Q.
+
+        `z` may also be one latent [1, L] shared by all S sequences (the planner's case): its part of the first
+        layers of the reward and dynamics nets is then computed once instead of S times."""
         ret, disc = jnp.zeros(z.shape[:-1]), 1.0
         for t in range(self.cfg.horizon):
             ret = ret + disc * self.scalar(self.reward_logits(params, z, actions[t]))
@@ -226,7 +236,6 @@ class TDMPC2:
         # warm start: previous mean shifted by one step (zeros at an episode start)
         mean = jnp.concatenate([prev_mean[1:], jnp.zeros((1, A))], axis=0)
         std = jnp.full((H, A), cfg.max_std)
-        zs = jnp.broadcast_to(z, (cfg.num_samples, z.shape[-1]))
 
         def mppi_iteration(carry, key):
             mean, std = carry
@@ -234,7 +243,7 @@ class TDMPC2:
             noise = jax.random.normal(k_sample, (H, num_sampled, A))
             sampled = jnp.clip(mean[:, None] + std[:, None] * noise, -1.0, 1.0)
             actions = jnp.concatenate([pi_actions, sampled], axis=1)
-            value = jnp.nan_to_num(self.estimate_value(params, zs, actions, k_value))
+            value = jnp.nan_to_num(self.estimate_value(params, z[None], actions, k_value))
             elite_value, elite_idx = jax.lax.top_k(value, cfg.num_elites)
             elite_actions = actions[:, elite_idx]
             score = jnp.exp(cfg.temperature * (elite_value - jnp.max(elite_value)))
@@ -261,7 +270,8 @@ class TDMPC2:
         `step` (the loop's agent steps) is part of the shared surface; TD-MPC2 has no step schedule and ignores it.
         """
         keys = jax.random.split(rng, obs.shape[0])
-        return jax.vmap(lambda o, m, k: self.plan(agent.params, o, m, k, eval_mode))(obs, plan_mean, keys)
+        params = nets.bf16_kernels(agent.params) if self.cfg.planner_bf16 else agent.params
+        return jax.vmap(lambda o, m, k: self.plan(params, o, m, k, eval_mode))(obs, plan_mean, keys)
 
     def initial_plan_mean(self, num_envs: int) -> jax.Array:
         return jnp.zeros((num_envs, self.cfg.horizon, self.action_dim))

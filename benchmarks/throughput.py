@@ -2,9 +2,11 @@
 
     uv run python -m benchmarks.throughput            # full run (meant for a GPU)
     uv run python -m benchmarks.throughput --quick    # a few minutes on a small CPU (fewer sizes and iterations)
+    uv run python -m benchmarks.throughput --quick --algo tdmpc    # the original TD-MPC instead
 
-For each model (the default 5M TD-MPC2 with the paper's planner, and the 1M preset with a reduced planner)
-and each number of parallel envs N, in one process:
+For each model (TD-MPC2: the default 5M with the paper's planner, and the 1M preset with a reduced planner;
+TD-MPC: its one model with the paper's planner, and with a reduced planner) and each number of parallel envs
+N, in one process:
 
 1. fused training: env steps/s, agent steps/s and updates/s of `loop.chunk` after seeding, with the UTD,
    the compile time of the chunk, its XLA memory footprint and the process's peak memory;
@@ -17,7 +19,7 @@ and each number of parallel envs N, in one process:
 4. FLOPs: per plan and per update from XLA's cost analysis (loops unrolled so that every MPPI iteration is
    counted), the achieved FLOP/s of the fused loop, and its fraction of a measured fp32 matmul peak.
 
-Each table is printed as markdown; everything goes to benchmarks/results/throughput[_quick].{json,md}.
+Each table is printed as markdown; everything goes to benchmarks/results/throughput[_quick][_tdmpc].{json,md}.
 """
 
 from __future__ import annotations
@@ -43,10 +45,16 @@ from anakin_tdmpc import buffer as replay
 from anakin_tdmpc.config import Args
 from anakin_tdmpc.run import build
 
-# model name -> Args overrides
+# algorithm -> model name -> Args overrides; the first model of each is the default-size one
 MODELS = {
-    "5M": dict(model_size=5),  # TD-MPC2 default: paper planner (512 samples x 6 iterations, 64 elites, 24 pi)
-    "1M": dict(model_size=1, num_samples=128, num_elites=16, num_pi_trajs=6, iterations=3),  # 1M, small planner
+    "tdmpc2": {
+        "5M": dict(model_size=5),  # default: paper planner (512 samples x 6 iterations, 64 elites, 24 pi)
+        "1M": dict(model_size=1, num_samples=128, num_elites=16, num_pi_trajs=6, iterations=3),  # small planner
+    },
+    "tdmpc": {
+        "paper": dict(),  # its one model (latent 50, mlp 512): 512 + 25 pi samples x 6 iterations, 64 elites
+        "small": dict(num_samples=128, num_elites=16, iterations=3),  # the same model, a reduced planner
+    },
 }
 
 
@@ -54,10 +62,13 @@ MODELS = {
 class Bench:
     """Fused-loop throughput, phase split, host-loop baseline and FLOP/s."""
 
+    algo: str = "tdmpc2"
+    """algorithm to measure: tdmpc2 or tdmpc"""
     task: Optional[str] = None
     """task to train on (default: cheetah-run; cartpole-balance with --quick, whose env compiles faster)"""
-    models: tuple[str, ...] = ("5M", "1M")
-    """models to measure: 5M (paper planner) and/or 1M (1M preset, 128 samples x 3 MPPI iterations)"""
+    models: Optional[tuple[str, ...]] = None
+    """models to measure (default: all of the algorithm's): tdmpc2 5M (paper planner) and/or 1M (1M preset,
+    128 samples x 3 MPPI iterations); tdmpc paper and/or small (128 samples x 3 MPPI iterations)"""
     num_envs: tuple[int, ...] = (1, 4, 16, 64, 256)
     """parallel env counts"""
     utd: float = 1.0
@@ -73,14 +84,20 @@ class Bench:
     host_baseline: bool = True
     """measure the conventional host loop at N = 1"""
     quick: bool = False
-    """a few minutes on a small CPU: N in (1, 4) (5M model: N = 1 only), few iterations"""
+    """a few minutes on a small CPU: N in (1, 4) (default-size model: N = 1 only), few iterations"""
     out_dir: str = "benchmarks/results"
     """folder for throughput[_quick].json / .md"""
 
     def resolved(self) -> "Bench":
+        if self.algo not in MODELS:
+            raise SystemExit(f"error: unknown algo '{self.algo}'; valid: {', '.join(MODELS)}")
+        models = self.models or tuple(MODELS[self.algo])
+        unknown = [m for m in models if m not in MODELS[self.algo]]
+        if unknown:
+            raise SystemExit(f"error: unknown model(s) {unknown} for {self.algo}; valid: {', '.join(MODELS[self.algo])}")
         if not self.quick:
-            return dataclasses.replace(self, task=self.task or "cheetah-run")
-        return dataclasses.replace(self, task=self.task or "cartpole-balance",
+            return dataclasses.replace(self, models=models, task=self.task or "cheetah-run")
+        return dataclasses.replace(self, models=models, task=self.task or "cartpole-balance",
                                    num_envs=tuple(n for n in self.num_envs if n <= 4) or (1,), iters=2, reps=3,
                                    host_steps=2, rounds=3)
 
@@ -195,8 +212,8 @@ class Setup:
 
 
 def make_setup(bench: Bench, model: str, num_envs: int) -> Setup:
-    args = Args(task=bench.task, num_envs=num_envs, utd=bench.utd, total_timesteps=10**9, eval_episodes=0,
-                seed_steps=4 * num_envs, **MODELS[model])
+    args = Args(algo=bench.algo, task=bench.task, num_envs=num_envs, utd=bench.utd, total_timesteps=10**9,
+                eval_episodes=0, seed_steps=4 * num_envs, **MODELS[bench.algo][model])
     env, algo, loop, schedule = build(args)
     carry = loop.init(jax.random.key(0))
     t0 = time.perf_counter()
@@ -389,7 +406,7 @@ def machine() -> dict:
 
 def report(bench: Bench, info: dict, fused: list, phases: list, hosts: list, flops: list) -> str:
     m = info
-    where = f"{m['backend']} ({m['device']}, {m['cpu_count']} CPU cores), jax {m['jax']}, {bench.task}"
+    where = f"{bench.algo} on {bench.task}, {m['backend']} ({m['device']}, {m['cpu_count']} CPU cores), jax {m['jax']}"
     out = [f"## Throughput: {where}\n"]
     out.append(markdown(
         f"Fused training (UTD {bench.utd:g} update per agent step)",
@@ -444,7 +461,8 @@ def main(bench: Bench) -> dict:
     shared = {}
     for model in bench.models:
         per_model = []
-        sizes = bench.num_envs[:1] if bench.quick and model == "5M" else bench.num_envs
+        default_size = model == next(iter(MODELS[bench.algo]))
+        sizes = bench.num_envs[:1] if bench.quick and default_size else bench.num_envs
         for n in sizes:
             s = make_setup(bench, model, n)
             fns = phase_fns(s, shared)
@@ -474,7 +492,8 @@ def main(bench: Bench) -> dict:
     results = {"machine": info, "bench": dataclasses.asdict(bench), "fused": fused, "phases": phases,
                "host_loop": hosts, "flops": flops}
     os.makedirs(bench.out_dir, exist_ok=True)
-    stem = os.path.join(bench.out_dir, "throughput_quick" if bench.quick else "throughput")
+    stem = os.path.join(bench.out_dir, ("throughput_quick" if bench.quick else "throughput")
+                        + ("" if bench.algo == "tdmpc2" else f"_{bench.algo}"))
     with open(stem + ".json", "w") as f:
         json.dump(results, f, indent=2)
     with open(stem + ".md", "w") as f:

@@ -69,6 +69,51 @@ def test_mish():
     np.testing.assert_allclose(nets.mish(x), x * np.tanh(np.log1p(np.exp(x))), rtol=1e-6)
 
 
+def test_one_exp_mish_matches_the_textbook_form_and_its_gradient():
+    x = jnp.linspace(-100.0, 100.0, 20001)
+    reference = lambda v: v * jnp.tanh(jax.nn.softplus(v))  # noqa: E731
+    np.testing.assert_allclose(nets.mish(x), reference(x), atol=1e-5, rtol=1e-5)
+    grad, ref_grad = jax.vmap(jax.grad(nets.mish))(x), jax.vmap(jax.grad(reference))(x)
+    assert bool(jnp.all(jnp.isfinite(grad)))
+    np.testing.assert_allclose(grad, ref_grad, atol=1e-5, rtol=1e-5)
+
+
+def test_dropout_rate_and_scale():
+    x = jnp.ones((5, 999, 7))  # odd size: one 32-bit draw serves two elements
+    y = nets.dropout(jax.random.key(0), x, 0.01)
+    kept = y > 0
+    assert abs(float(kept.mean()) - 0.99) < 0.001  # 35k elements: std of the mean ~5e-4
+    np.testing.assert_allclose(y[kept], 1 / 0.99, rtol=1e-6)
+    y2 = nets.dropout(jax.random.key(1), x, 0.5)
+    assert abs(float((y2 > 0).mean()) - 0.5) < 0.01
+    assert not np.array_equal(y2, nets.dropout(jax.random.key(2), x, 0.5))
+
+
+def test_linear_on_parts_equals_linear_on_the_concatenation():
+    mlp = nets.MLP((16,), 4, dropout=0.0)
+    z, a = jax.random.normal(jax.random.key(0), (6, 10)), jax.random.normal(jax.random.key(1), (6, 3))
+    params = mlp.init(jax.random.key(2), jnp.concatenate([z, a], -1))["params"]
+    assert params["NormedLinear_0"]["Dense_0"]["kernel"].shape == (13, 16)  # nn.Dense's parameters
+    full = mlp.apply({"params": params}, jnp.concatenate([z, a], -1))
+    np.testing.assert_allclose(mlp.apply({"params": params}, (z, a)), full, rtol=1e-5, atol=1e-6)
+    # a part shared by every row may be given once: [1, 10] broadcasts against [6, 3]
+    shared = mlp.apply({"params": params}, (z[:1], a))
+    np.testing.assert_allclose(shared, mlp.apply({"params": params}, jnp.concatenate([jnp.repeat(z[:1], 6, 0), a], -1)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_kernels_cast_only_matmul_kernels_and_stay_close():
+    mlp = nets.MLP((32, 32), 8)
+    x = jax.random.normal(jax.random.key(0), (5, 12))
+    params = mlp.init(jax.random.key(1), x)["params"]
+    low = nets.bf16_kernels(params)
+    assert low["Dense_0"]["kernel"].dtype == jnp.bfloat16 and low["Dense_0"]["bias"].dtype == jnp.float32
+    assert low["NormedLinear_0"]["LayerNorm_0"]["scale"].dtype == jnp.float32
+    out, out_low = mlp.apply({"params": params}, x), mlp.apply({"params": low}, x)
+    assert out_low.dtype == jnp.float32
+    np.testing.assert_allclose(out_low, out, atol=0.05 * float(jnp.abs(out).max()))
+
+
 def test_mlp_zero_head_and_layer_structure():
     mlp = nets.MLP((16, 16), 5, zero_out=True, dropout=0.5)
     params = mlp.init(jax.random.key(0), jnp.ones((2, 3)))["params"]

@@ -152,3 +152,31 @@ def test_act_is_deterministic_given_rng():
     np.testing.assert_array_equal(a1, a2)  # and the step (no schedules in TD-MPC2) changes nothing
     np.testing.assert_array_equal(m1, m2)
     assert bool(jnp.all(jnp.abs(a1) <= 1))
+
+
+def test_value_of_a_shared_latent_equals_the_broadcast_one():
+    """The planner passes its one latent as [1, L]: the same values as the latent repeated for every sample."""
+    algo = TDMPC2(TINY, obs_dim=5, action_dim=2, episode_length=500)
+    agent = algo.init(jax.random.key(0))
+    params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(1), p.shape), agent.params)
+    z = algo.encode(params, jax.random.normal(jax.random.key(2), (1, 5)))
+    actions = jax.random.uniform(jax.random.key(3), (TINY.horizon, 64, 2), minval=-1, maxval=1)
+    shared = algo.estimate_value(params, z, actions, jax.random.key(4))
+    repeated = algo.estimate_value(params, jnp.repeat(z, 64, 0), actions, jax.random.key(4))
+    assert shared.shape == (64,)
+    np.testing.assert_allclose(shared, repeated, rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_planner_plans_like_the_float32_one():
+    cfg = dataclasses.replace(TINY, num_samples=512, num_elites=64, num_pi_trajs=24, iterations=6)
+    algos = [KnownModel(dataclasses.replace(cfg, planner_bf16=b), obs_dim=5, action_dim=2, episode_length=500)
+             for b in (True, False)]
+    agent = algos[0].init(jax.random.key(0))
+    obs = jnp.zeros((4, 5))
+    actions = [a.act(agent, obs, a.initial_plan_mean(4), jax.random.key(1), True, 0)[0] for a in algos]
+    np.testing.assert_allclose(actions[0], actions[1], atol=0.05)
+    # and on the real networks: the same shapes, finite, within the action box
+    algo = TDMPC2(cfg, obs_dim=5, action_dim=2, episode_length=500)
+    action, mean = algo.act(algo.init(jax.random.key(0)), obs, algo.initial_plan_mean(4), jax.random.key(1), False, 0)
+    assert action.shape == (4, 2) and mean.shape == (4, 3, 2)
+    assert bool(jnp.all(jnp.isfinite(action))) and bool(jnp.all(jnp.abs(action) <= 1))
