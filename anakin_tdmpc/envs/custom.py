@@ -21,9 +21,13 @@ observation and initial-state distribution) and override the reward:
 Known deviations from the official code:
 
 * Models and solver settings are playground's (fewer solver iterations,
-  ``eulerdamp`` off, pendulum at 0.01 s instead of 0.02 s, reacher at 0.005 s
+  ``eulerdamp`` off (kept on for our three-link reacher), pendulum at 0.01 s instead of 0.02 s, reacher at 0.005 s
   instead of 0.02 s); TD-MPC2 ships its own copies of the dm_control XMLs,
   which we take to be dm_control's.
+* Observations and rewards are those of the state after the step, as in
+  dm_control (playground's own tasks read kinematics one sub-step stale).
+* Walker observes the torso height as dm_control does (playground observes
+  the torso's ``zz`` instead).
 * Initial states are playground's (e.g. pendulum starts in [0, pi] rather than
   dm_control's [-pi, pi]; cheetah settles for 200 steps), except for cup-spin
   where playground has no randomisation at all and we implement the official one.
@@ -41,13 +45,45 @@ from mujoco_playground._src import mjx_env
 from mujoco_playground._src import reward as rewards
 from mujoco_playground._src.dm_control_suite import ball_in_cup, cheetah, common, hopper, pendulum, reacher, walker
 
+from anakin_tdmpc.envs.base import refresh_position_velocity
+
 _INF = float("inf")
+
+
+def observe_after_step(cls):
+    """Makes ``cls`` observe and reward the state after the step, as dm_control does.
+
+    Playground's ``step`` hands ``mjx.step``'s data to ``_get_obs``/``_get_reward``, whose
+    ``xpos``/``xmat``/sensors are one sub-step stale; the returned subclass recomputes them first
+    (see :func:`refresh_position_velocity`). The physics itself is untouched.
+    """
+
+    class AfterStep(cls):
+        def _get_obs(self, data, info):
+            return super()._get_obs(refresh_position_velocity(self.mjx_model, data), info)
+
+        def _get_reward(self, data, action, info, metrics):
+            return super()._get_reward(refresh_position_velocity(self.mjx_model, data), action, info, metrics)
+
+    AfterStep.__name__, AfterStep.__qualname__, AfterStep.__doc__ = cls.__name__, cls.__qualname__, cls.__doc__
+    return AfterStep
 
 # ----------------------------------------------------------------------------- walker
 
 
+@observe_after_step
 class WalkerBackwards(walker.PlanarWalker):
-    """Walker walk/run backwards: the move reward asks for ``x`` velocity <= -move_speed."""
+    """Walker walk/run backwards: the move reward asks for ``x`` velocity <= -move_speed.
+
+    The observation is dm_control's: playground's walker observes the torso's ``zz`` as "height" where
+    dm_control observes the torso's height ``z``.
+    """
+
+    def _get_obs(self, data, info):
+        del info
+        torso = self.mj_model.body("torso").id
+        orientations = data.xmat[1:, 0, jp.array([0, 2])].ravel()
+        return jp.concatenate([orientations, data.xpos[torso, 2:3], data.qvel])
 
     def _get_move_reward(self, data, action, info, metrics):
         stand_reward = self._get_stand_reward(data, action, info, metrics)
@@ -74,6 +110,7 @@ def _cheetah_up(height, margin_height=CHEETAH_JUMP_HEIGHT):
     return rewards.tolerance(height, bounds=(margin_height, _INF), margin=margin_height / 2)
 
 
+@observe_after_step
 class CheetahCustom(cheetah.Run):
     """Cheetah with one of TD-MPC2's custom goals (see :data:`CHEETAH_GOALS`)."""
 
@@ -139,6 +176,7 @@ class CheetahCustom(cheetah.Run):
 HOP_SPEED = 2.0
 
 
+@observe_after_step
 class HopperBackwards(hopper.Hopper):
     """Hopper hop backwards: standing x (x velocity <= -1 m/s, linear margin 0.5)."""
 
@@ -165,6 +203,7 @@ class HopperBackwards(hopper.Hopper):
 PENDULUM_SPIN_SPEED = 9.0
 
 
+@observe_after_step
 class PendulumSpin(pendulum.SwingUp):
     """Pendulum spin: angular speed >= 9 rad/s (linear margin 4.5, 0.5 at the margin).
 
@@ -202,6 +241,7 @@ def _contact_dist(data: mjx.Data) -> jax.Array:
     return contact.dist
 
 
+@observe_after_step
 class CupSpin(ball_in_cup.BallInCup):
     """Ball-in-cup spin: ball far from the target and fast, never inside the cup."""
 
@@ -326,16 +366,23 @@ REACHER_THREE_XML = """
 """
 """Our three-link reacher: dm_control's reacher with the 0.12 + 0.12 m arm split into
 three links of 0.08 m (same reach, 0.24 m), each extra joint limited to +-160 degrees as
-dm_control's wrist, and playground's MJX settings (0.005 s, 1 solver iteration, mocap target)."""
+dm_control's wrist, and playground's MJX settings (0.005 s, 1 solver iteration, mocap target) except
+``eulerdamp``, kept on (see :func:`reacher_three_xml`)."""
 
 
-def reacher_three_xml(target_size: float, timestep: float = 0.005, eulerdamp: bool = False) -> str:
-    """The three-link reacher MJCF (``timestep=0.02, eulerdamp=True`` gives dm_control's settings)."""
+def reacher_three_xml(target_size: float, timestep: float = 0.005, eulerdamp: bool = True) -> str:
+    """The three-link reacher MJCF (``timestep=0.02`` gives dm_control's reacher settings).
+
+    ``eulerdamp`` stays on (dm_control's default; playground turns it off for its two-link reacher): the
+    lighter three-link arm's joint damping is unstable when integrated explicitly at 0.005 s (velocities
+    reached NaN within 3 steps in ~4% of random episodes).
+    """
     return REACHER_THREE_XML.format(
         target_size=target_size, timestep=timestep, eulerdamp="enable" if eulerdamp else "disable"
     )
 
 
+@observe_after_step
 class ReacherThree(reacher.Reacher):
     """Three-link reacher (TD-MPC2's reacher-three-easy / -hard), dm_control's reacher task."""
 

@@ -21,7 +21,10 @@ Observation (78 values, dm_control's order): egocentric state (12 hinge qpos,
 12 hinge qvel, 12 actuator activations), torso velocity (velocimeter), torso
 upright (zz of the torso frame), IMU (gyro, accelerometer) and arcsinh of the
 toe force/torque sensors. All these sensor types run in MJX, so they are read
-from ``sensordata``. Reward: dm_control's ``upright x move`` reward.
+from ``sensordata``. As in dm_control, position- and velocity-dependent values are
+those of the state after the step (recomputed: MJX's step leaves them one sub-step
+stale); acceleration-stage ones (accelerometer, force, torque) are from the last
+sub-step in both. Reward: dm_control's ``upright x move`` reward.
 
 Initial state: as dm_control, a uniformly random orientation (normalised
 Gaussian quaternion), joints at zero, and the lowest height ``z = 0.01 k`` at
@@ -44,6 +47,8 @@ from mujoco import mjx
 from mujoco_playground._src import mjx_env
 from mujoco_playground._src import reward as rewards
 
+from anakin_tdmpc.envs.base import DmControlPort, floor_contacts_only, port_config
+
 WALK_SPEED = 0.5
 RUN_SPEED = 5.0
 TIME_LIMIT = 20
@@ -55,18 +60,7 @@ FLOOR_CONTACT_GEOMS = ("torso",) + tuple(f"{part}_{leg}" for leg in _LEGS for pa
 
 
 def default_config() -> config_dict.ConfigDict:
-    return config_dict.create(
-        ctrl_dt=0.02,
-        sim_dt=0.005,
-        episode_length=1000,
-        action_repeat=1,
-        vision=False,
-        impl="jax",
-        naconmax=0,
-        njmax=0,
-        iterations=4,
-        ls_iterations=8,
-    )
+    return port_config(ctrl_dt=0.02)
 
 
 def dm_control_xml(floor_size: float) -> str:
@@ -84,15 +78,7 @@ def make_model(floor_size: float, iterations: int = 4, ls_iterations: int = 8) -
     spec = mujoco.MjSpec.from_string(dm_control_xml(floor_size), dmc_common.ASSETS)
     for hfield in list(spec.hfields):
         spec.delete(hfield)
-    for geom in spec.geoms:
-        if geom.name == "floor":
-            geom.contype, geom.conaffinity = 0, 1
-        elif geom.name in FLOOR_CONTACT_GEOMS:
-            geom.contype, geom.conaffinity = 1, 0
-        else:
-            geom.contype, geom.conaffinity = 0, 0
-    spec.option.iterations = iterations
-    spec.option.ls_iterations = ls_iterations
+    floor_contacts_only(spec, FLOOR_CONTACT_GEOMS, iterations, ls_iterations)
     return spec.compile()
 
 
@@ -117,7 +103,7 @@ def lowest_geom_points(model: Any, data: Any) -> jax.Array:
     return low
 
 
-class QuadrupedMove(mjx_env.MjxEnv):
+class QuadrupedMove(DmControlPort):
     """Quadruped moving forward at ``desired_speed`` (dm_control's ``Move`` task)."""
 
     def __init__(self, desired_speed: float, config=None, config_overrides=None):
@@ -125,10 +111,10 @@ class QuadrupedMove(mjx_env.MjxEnv):
         super().__init__(config, config_overrides)
         self._desired_speed = desired_speed
         floor_size = TIME_LIMIT * desired_speed
-        self._xml_path = f"<dm_control quadruped.xml, floor {floor_size}, anakin_tdmpc.envs.quadruped>"
-        self._mj_model = make_model(floor_size, self._config.iterations, self._config.ls_iterations)
-        self._mj_model.opt.timestep = self.sim_dt
-        self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
+        self._set_model(
+            make_model(floor_size, self._config.iterations, self._config.ls_iterations),
+            f"<dm_control quadruped.xml, floor {floor_size}, anakin_tdmpc.envs.quadruped>",
+        )
         self._post_init()
 
     def _post_init(self) -> None:
@@ -157,17 +143,7 @@ class QuadrupedMove(mjx_env.MjxEnv):
         penetration = -jp.min(lowest_geom_points(self._mj_model, data))
         height = HEIGHT_STEP * jp.maximum(jp.floor(penetration / HEIGHT_STEP) + 1, 0)
         data = data.replace(qpos=qpos.at[2].set(height))
-        data = mjx.forward(self.mjx_model, data)
-        info = {"rng": rng}
-        zero = jp.zeros(())
-        return mjx_env.State(data, self._get_obs(data, info), zero, zero, {}, info)
-
-    def step(self, state: mjx_env.State, action: jax.Array) -> mjx_env.State:
-        data = mjx_env.step(self.mjx_model, state.data, action, self.n_substeps)
-        reward = self._get_reward(data)
-        obs = self._get_obs(data, state.info)
-        done = (jp.isnan(data.qpos).any() | jp.isnan(data.qvel).any()).astype(float)
-        return mjx_env.State(data, obs, reward, done, state.metrics, state.info)
+        return self._initial_state(mjx.forward(self.mjx_model, data), rng)
 
     def _torso_upright(self, data):
         return data.xmat[self._torso_id, 2, 2]
@@ -196,22 +172,6 @@ class QuadrupedMove(mjx_env.MjxEnv):
             sigmoid="linear",
         )
         return upright * move
-
-    @property
-    def xml_path(self) -> str:
-        return self._xml_path
-
-    @property
-    def action_size(self) -> int:
-        return self._mj_model.nu
-
-    @property
-    def mj_model(self) -> mujoco.MjModel:
-        return self._mj_model
-
-    @property
-    def mjx_model(self) -> mjx.Model:
-        return self._mjx_model
 
 
 CUSTOM_TASKS: dict[str, Any] = {

@@ -60,9 +60,13 @@ OUR_TASKS: dict[str, str] = {
     "pendulum-spin": "custom",
     "quadruped-walk": "quadruped",
     "quadruped-run": "quadruped",
+    "dog-stand": "dog",
+    "dog-walk": "dog",
+    "dog-trot": "dog",
+    "dog-run": "dog",
 }
 """Canonical task name -> module of ``anakin_tdmpc.envs`` holding our own MJX port
-(``custom``: TD-MPC2's custom tasks; ``quadruped``: dm_control's quadruped)."""
+(``custom``: TD-MPC2's custom tasks; ``quadruped``, ``dog``: dm_control's quadruped and dog)."""
 
 TASK_SOURCES: dict[str, str] = {
     **{name: "playground" for name in TASKS},
