@@ -185,4 +185,4 @@ class Anakin:
         """
         if agent_steps is None:
             agent_steps = jnp.iinfo(jnp.int32).max
-        return episodes(self.algo, self.env, agent, rng, num_episodes, agent_steps).returns
+        return episodes(self.algo, self.env, agent, rng, num_episodes, agent_steps, frames=False).returns

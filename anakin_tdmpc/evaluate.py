@@ -23,23 +23,26 @@ class EvalResult(NamedTuple):
     mocap_quat: jax.Array  # [T, nmocap, 4]
 
 
-def episodes(algo, env, agent, rng, num_episodes: int, agent_steps) -> EvalResult:
-    """`num_episodes` eval episodes of `agent` (traceable; `num_episodes` static)."""
+def episodes(algo, env, agent, rng, num_episodes: int, agent_steps, frames: bool = True) -> EvalResult:
+    """`num_episodes` eval episodes of `agent` (traceable; `num_episodes` static). `frames=False`: returns
+    only (qpos etc. are None), for envs without MuJoCo physics."""
     agent_steps = jnp.asarray(agent_steps, jnp.int32)
     k_reset, k_loop = jax.random.split(rng)
     state = env.reset(k_reset, num_episodes)
 
     def step(state_mean, key):
         state, mean = state_mean
-        data = state.physics.data
-        frame = (data.qpos[0], data.mocap_pos[0], data.mocap_quat[0])
+        frame = None
+        if frames:
+            data = state.physics.data
+            frame = (data.qpos[0], data.mocap_pos[0], data.mocap_quat[0])
         action, mean = algo.act(agent, state.obs, mean, key, True, agent_steps)
         state, out = env.step(state, action)
         return (state, mean), (out.reward, frame)
 
     init = (state, algo.initial_plan_mean(num_episodes))
-    _, (rewards, (qpos, mocap_pos, mocap_quat)) = jax.lax.scan(step, init, jax.random.split(k_loop, env.episode_length))
-    return EvalResult(jnp.sum(rewards, axis=0), qpos, mocap_pos, mocap_quat)
+    _, (rewards, frame) = jax.lax.scan(step, init, jax.random.split(k_loop, env.episode_length))
+    return EvalResult(jnp.sum(rewards, axis=0), *(frame if frames else (None, None, None)))
 
 
 def make_evaluate(algo, env):

@@ -161,7 +161,8 @@ def train(args) -> str:
     }
     k_init, k_eval = par.seed_keys(args.seed)  # [S] each: seed s gets the keys a run with --seed s gets
     state_bytes = par.state_bytes_per_device(k_init)
-    limit = parallel.device_memory_bytes(devices[0])
+    local = next(d for d in devices if d.process_index == jax.process_index())
+    limit = parallel.device_memory_bytes(local)
     if limit is not None and state_bytes > limit:
         _fail(f"the training state needs {state_bytes / 2**30:.1f} GiB per device ({args.num_seeds} seed(s) x "
               f"{loop.num_envs} envs, buffer {loop.buffer_capacity:,} per device) but a {devices[0].platform} device "

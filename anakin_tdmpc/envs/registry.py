@@ -15,6 +15,8 @@ import numbers
 import re
 from typing import Any
 
+import jax
+
 from anakin_tdmpc.envs.wrapper import Env
 
 TASKS: dict[str, str] = {
@@ -185,6 +187,19 @@ def default_episode_length(action_repeat: int) -> int:
     return max(1, 1000 // action_repeat)
 
 
+def _model_to_local_device(env) -> None:
+    """In a multi-process run, put the env's MJX model on this process's first device.
+
+    `mjx.put_model` places the model on `jax.devices()[0]`, which in a multi-process run belongs to process 0:
+    the other processes could not use it. Every env here (playground's and ours) keeps its MuJoCo model in
+    `_mj_model` and the MJX copy in `_mjx_model`."""
+    if jax.process_count() == 1 or not hasattr(env, "_mjx_model"):
+        return
+    from mujoco import mjx
+
+    env._mjx_model = mjx.put_model(env._mj_model, device=jax.local_devices()[0], impl="jax")
+
+
 def make_env(task: str, action_repeat: int = 2, episode_length: int | None = None) -> Env:
     """Builds the batched, auto-resetting environment for ``task``.
 
@@ -210,6 +225,7 @@ def make_env(task: str, action_repeat: int = 2, episode_length: int | None = Non
     else:
         playground_env = _load_our_env(name)
         obs_dim, action_dim = int(playground_env.observation_size), int(playground_env.action_size)
+    _model_to_local_device(playground_env)
     return Env(
         name=name,
         obs_dim=obs_dim,
