@@ -22,3 +22,28 @@ def test_seeds_vmapped_equal_single_runs():
     # (eval returns are not compared: this tiny agent's 40-step balancing episodes flip on one action, so its
     # returns differ between the two by as much as between seeds)
     assert np.all(np.isfinite(out["returns_together"]))
+
+
+def test_cli_logs_every_seed_and_resumes(tmp_path, capsys):
+    """`--num_seeds 2` through the CLI: per-seed columns with mean / min / max, curves, checkpoints; `--resume`
+    of the finished run restores the 2-seed checkpoint and adds nothing."""
+    import json
+
+    from test_cli import TINY, run_main
+
+    run_dir = tmp_path / "run"
+    argv = TINY + ["--num_seeds", "2", "--seed", "3", "--run_dir", str(run_dir)]
+    assert run_main(argv) == 0
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    last = rows[-1]
+    for key in ("eval/episode_return", "train/episode_return", "train/total_loss"):
+        seeds = [last[f"{key}/seed_3"], last[f"{key}/seed_4"]]
+        assert last[f"{key}/min"] == min(seeds) and last[f"{key}/max"] == max(seeds)
+        assert abs(last[key] - sum(seeds) / 2) < 1e-9
+    assert last["eval/episode_return/seed_3"] != last["eval/episode_return/seed_4"]
+    assert (run_dir / "curves.png").exists()
+    assert json.loads((run_dir / "config.json").read_text())["parallel"]["seeds"] == [3, 4]
+    capsys.readouterr()
+    assert run_main(argv + ["--resume"]) == 0
+    assert "resuming from" in capsys.readouterr().err
+    assert [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()] == rows
