@@ -17,6 +17,9 @@ loop's `agent_steps` (for algorithms with step schedules, e.g. TD-MPC's horizon 
 that sets `replay_priority = buffer.Prioritization(alpha, beta)` gets a prioritized buffer, batches from
 `buffer.sample_prioritized`, and returns new priorities of the batch under `metrics[buffer.PRIORITY_KEY]`,
 which the loop writes back into the buffer after each update (and never logs).
+
+`run.py` drives this loop through `parallel.Parallel`, which runs one `Anakin` per device (its share of the
+envs, buffer and batch; `steps_per_iter` keeps the step counts global) and vmaps it over seeds.
 """
 
 from __future__ import annotations
