@@ -22,20 +22,11 @@ from typing import Optional
 import numpy as np
 import tyro
 
-# Published TD-MPC2 DMC eval returns (mean of 3 seeds) at 100k / 500k / 1M env steps, from the paper
-# (arXiv 2310.16828), as listed in shared/REFERENCE.md.
-PAPER = {
-    "cheetah-run": {100_000: 519, 500_000: 758, 1_000_000: 844},
-    "walker-walk": {100_000: 962, 500_000: 979, 1_000_000: 980},
-    "walker-run": {100_000: 723, 500_000: 820, 1_000_000: 842},
-    "quadruped-run": {100_000: 239, 500_000: 940, 1_000_000: 938},
-    "hopper-hop": {100_000: 14, 500_000: 303, 1_000_000: 338},
-    "humanoid-walk": {100_000: 1.5, 500_000: 278, 1_000_000: 628},
-    "reacher-hard": {100_000: 414, 500_000: 914, 1_000_000: 981},
-    "cartpole-swingup": {100_000: 839, 500_000: 876, 1_000_000: 876},
-    "finger-spin": {100_000: 948, 500_000: 985, 1_000_000: 986},
-    "cup-catch": {100_000: 981, 500_000: 985, 1_000_000: 986},
-}
+from anakin_tdmpc.curves import PAPER_TDMPC2
+
+# Published TD-MPC2 DMC eval returns (mean of 3 seeds) at 100k / 500k / 1M env steps (shared/REFERENCE.md):
+# the same table curves.png draws.
+PAPER = PAPER_TDMPC2
 # the paper's tasks that mujoco_playground ports (quadruped is not there)
 PAPER_TASKS = tuple(t for t in PAPER if t != "quadruped-run")
 

@@ -18,8 +18,8 @@ CONFIG = ["--algo", "tdmpc2", "--task", "cartpole-balance", "--total_timesteps",
           "--log_every", "4000", "--seed", "1"]
 
 
-def random_policy_return(task: str, episodes: int = 8) -> float:
-    env = make_env(task)
+def random_policy_return(task: str, episodes: int = 8, action_repeat: int = 2) -> float:
+    env = make_env(task, action_repeat=action_repeat)
 
     def run(key):
         state = env.reset(key, episodes)

@@ -9,33 +9,14 @@ the whole test. The bar (>= 600 and >= random + 250) is far above random and lea
 
 import json
 
-import jax
-import numpy as np
+from test_learning import random_policy_return
 
-from anakin_tdmpc.envs import make_env
 from anakin_tdmpc.run import main
 
 CONFIG = ["--algo", "tdmpc", "--task", "cartpole-balance", "--total_timesteps", "16000", "--num_envs", "8",
           "--utd", "1", "--latent_dim", "50", "--mlp_dim", "128", "--enc_dim", "128", "--num_samples", "64",
           "--num_elites", "8", "--iterations", "3", "--batch_size", "64", "--seed_steps", "500",
           "--eval_every", "8000", "--eval_episodes", "8", "--log_every", "4000", "--seed", "1"]
-
-
-def random_policy_return(task: str, action_repeat: int, episodes: int = 8) -> float:
-    env = make_env(task, action_repeat=action_repeat)
-
-    def run(key):
-        state = env.reset(key, episodes)
-
-        def step(state, k):
-            action = jax.random.uniform(k, (episodes, env.action_dim), minval=-1, maxval=1)
-            state, out = env.step(state, action)
-            return state, out.reward
-
-        _, rewards = jax.lax.scan(step, state, jax.random.split(key, env.episode_length))
-        return rewards.sum(0)
-
-    return float(np.mean(jax.jit(run)(jax.random.key(0))))
 
 
 def test_tdmpc_learns_cartpole_balance(tmp_path):
