@@ -1,5 +1,6 @@
 """MJX DeepMind Control environments (mujoco_playground) batched for Anakin training."""
 
+from anakin_tdmpc.envs import cpu_cholesky
 from anakin_tdmpc.envs.registry import (
     OUR_TASKS,
     TASK_SOURCES,
@@ -10,6 +11,8 @@ from anakin_tdmpc.envs.registry import (
     make_env,
 )
 from anakin_tdmpc.envs.wrapper import Env, EnvState, StepOut
+
+cpu_cholesky.install()  # before any env is compiled: see cpu_cholesky.py
 
 __all__ = [
     "OUR_TASKS",
