@@ -4,7 +4,8 @@
     uv run python -m benchmarks.throughput --quick    # a few minutes on a small CPU (fewer sizes and iterations)
     uv run python -m benchmarks.throughput --quick --algo tdmpc    # the original TD-MPC instead
 
-For each model (TD-MPC2: the default 5M with the paper's planner, and the 1M preset with a reduced planner;
+For each model (TD-MPC2: the default 5M with the paper's planner, the 1M preset with a reduced planner, and the
+learning test's tiny model;
 TD-MPC: its one model with the paper's planner, and with a reduced planner) and each number of parallel envs
 N, in one process:
 
@@ -50,6 +51,9 @@ MODELS = {
     "tdmpc2": {
         "5M": dict(model_size=5),  # default: paper planner (512 samples x 6 iterations, 64 elites, 24 pi)
         "1M": dict(model_size=1, num_samples=128, num_elites=16, num_pi_trajs=6, iterations=3),  # small planner
+        # the learning test's model (tests/test_learning.py): where per-step overhead is a large part of a step
+        "tiny": dict(model_size=1, latent_dim=64, mlp_dim=128, enc_dim=128, num_q=2, num_samples=64, num_elites=8,
+                     num_pi_trajs=4, iterations=3, batch_size=64),
     },
     "tdmpc": {
         "paper": dict(),  # its one model (latent 50, mlp 512): 512 + 25 pi samples x 6 iterations, 64 elites
@@ -67,8 +71,9 @@ class Bench:
     task: Optional[str] = None
     """task to train on (default: cheetah-run; cartpole-balance with --quick, whose env compiles faster)"""
     models: Optional[tuple[str, ...]] = None
-    """models to measure (default: all of the algorithm's): tdmpc2 5M (paper planner) and/or 1M (1M preset,
-    128 samples x 3 MPPI iterations); tdmpc paper and/or small (128 samples x 3 MPPI iterations)"""
+    """models to measure (default: all of the algorithm's): tdmpc2 5M (paper planner), 1M (1M preset,
+    128 samples x 3 MPPI iterations) and/or tiny (the learning test's: latent 64, MLPs 128, 2 Qs, 64 samples x 3
+    iterations, batch 64); tdmpc paper and/or small (128 samples x 3 MPPI iterations)"""
     num_envs: tuple[int, ...] = (1, 4, 16, 64, 256)
     """parallel env counts"""
     utd: float = 1.0
