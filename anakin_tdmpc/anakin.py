@@ -78,9 +78,9 @@ class Anakin:
         self.pretrain_updates = pretrain_updates
         self.priority = getattr(algo, "replay_priority", None)  # None: uniform replay
         # jitted init: every carry leaf is its own buffer, as donating the carry to `chunk` requires
-        self.init = jax.jit(self._init)
-        self.chunk = jax.jit(self._chunk, donate_argnums=0)
-        self.evaluate = jax.jit(self._evaluate, static_argnums=2)
+        self.init = env.jit(self._init)
+        self.chunk = env.jit(self._chunk, donate_argnums=0)
+        self.evaluate = env.jit(self._evaluate, static_argnums=2)
 
     # ------------------------------------------------------------------------------------ init
 

@@ -47,4 +47,4 @@ def episodes(algo, env, agent, rng, num_episodes: int, agent_steps, frames: bool
 
 def make_evaluate(algo, env):
     """A jitted `evaluate(agent, rng, num_episodes, agent_steps) -> EvalResult` (num_episodes static)."""
-    return jax.jit(lambda agent, rng, n, steps: episodes(algo, env, agent, rng, n, steps), static_argnums=2)
+    return env.jit(lambda agent, rng, n, steps: episodes(algo, env, agent, rng, n, steps), static_argnums=2)

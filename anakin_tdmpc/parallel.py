@@ -81,9 +81,9 @@ class Parallel:
         self.mesh = Mesh(np.asarray(self.devices), (AXIS,))
         self.sharded = NamedSharding(self.mesh, P(AXIS))
         self.replicated = NamedSharding(self.mesh, P())
-        self.init = jax.jit(self._init)
-        self.chunk = jax.jit(self._chunk, donate_argnums=0)
-        self.evaluate = jax.jit(self._evaluate, static_argnums=2)
+        self.init = loop.env.jit(self._init)
+        self.chunk = loop.env.jit(self._chunk, donate_argnums=0)
+        self.evaluate = loop.env.jit(self._evaluate, static_argnums=2)
         self.agent_copy = jax.jit(lambda agent: jax.tree.map(lambda x: x[0], agent), out_shardings=self.replicated)
 
     def _on_devices(self, fn, in_specs, out_specs):

@@ -261,7 +261,7 @@ def fused_row(bench: Bench, s: Setup) -> dict:
 def phase_fns(s: Setup, shared: dict) -> dict:
     """Jitted single phases of one iteration on the setup's shapes. Compiled once and shared: the env step per N
     (the same task for every model), the update per model (its shapes do not depend on N)."""
-    env = shared.setdefault(("env", s.num_envs), jax.jit(s.env.step))
+    env = shared.setdefault(("env", s.num_envs), s.env.jit(s.env.step))
     update = shared.setdefault(("update", s.model), jax.jit(s.algo.update))
     return {"env": env, "plan": jax.jit(act_fn(s.algo)), "update": update}
 

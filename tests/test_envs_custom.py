@@ -249,9 +249,10 @@ PARITY: dict[str, tuple] = {
 
 def _rollout(task, seed=0):
     """Our env: reset + 100 random-action steps in one jitted program -> numpy (init, states, obs, rewards, actions)."""
-    env = make_env(task, action_repeat=1).playground_env
+    wrapped = make_env(task, action_repeat=1)
+    env = wrapped.playground_env
 
-    @jax.jit
+    @wrapped.jit
     def run(key):
         reset_key, action_key = jax.random.split(key)
         state = env.reset(reset_key)

@@ -114,6 +114,18 @@ class Env:
     playground_env: Any = dataclasses.field(repr=False, compare=False)
 
     @property
+    def compiler_options(self) -> dict[str, Any] | None:
+        """XLA options every program that steps these envs must be compiled with (``None``: XLA's defaults).
+
+        Only the dog sets any, on CPU (see ``anakin_tdmpc/envs/dog.py``). Use :meth:`jit`.
+        """
+        return getattr(self.playground_env, "compiler_options", None)
+
+    def jit(self, fn: Any, **kwargs: Any) -> Any:
+        """``jax.jit(fn, **kwargs)`` with this env's :attr:`compiler_options`: for programs that step it."""
+        return jax.jit(fn, compiler_options=self.compiler_options, **kwargs)
+
+    @property
     def control_dt(self) -> float:
         """Simulated seconds per agent step (playground ``ctrl_dt`` times the action repeat)."""
         return float(self.playground_env.dt) * self.action_repeat
