@@ -229,7 +229,7 @@ def train(args) -> str:
         else:
             from anakin_tdmpc.video import VideoRecorder
 
-            recorder = VideoRecorder(env.playground_env.mj_model, 1.0 / env.control_dt, log.message)
+            recorder = VideoRecorder(env.render_model, 1.0 / env.control_dt, log.message)
             log.message(f"eval videos: rendering with MUJOCO_GL={backend}" + (f" (unavailable: {why})" if why else ""))
     t_compile = time.time()
     chunk = par.chunk.lower(carry, np.int32(schedule.iters_per_chunk)).compile()

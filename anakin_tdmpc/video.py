@@ -104,7 +104,7 @@ def write_mp4(path: str, frames: np.ndarray, fps: float) -> None:
 
 
 class VideoRecorder:
-    """Renders the eval trajectory of one episode on the env's `mj_model` and writes an mp4."""
+    """Renders the eval trajectory of one episode on the env's `render_model` (its MuJoCo model) and writes an mp4."""
 
     def __init__(self, mj_model, fps: float, warn: Callable[[str], None], height: int = HEIGHT, width: int = WIDTH):
         self.mj_model, self.fps, self.warn = mj_model, fps, warn

@@ -17,6 +17,9 @@ made on load, for MJX and for speed on CPU:
    of 100 / 50), as playground does for its DMC ports; ``noslip_iterations=0``
    (dm_control: 4), as MJX has no noslip solver.
 3. The skin (a rendering-only deformable mesh) is removed; MJX does not carry it.
+   Eval videos render dm_control's model as shipped, skin included (``Dog.render_model``:
+   same joints and ``qpos`` layout), since without the skin only a few small
+   visual geoms of the dog remain to be seen.
 
 Compiling on CPU: every jitted program that steps the dog must be compiled with
 :data:`CPU_COMPILER_OPTIONS` (``Env.jit`` does it; the option is exposed as ``Dog.compiler_options``).
@@ -134,6 +137,8 @@ class Dog(DmControlPort):
         super().__init__(config, config_overrides)
         self._move_speed = move_speed
         floor_size = TIME_LIMIT * (STAND_SPEED if move_speed is None else move_speed)
+        self._floor_size = floor_size
+        self._render_model: mujoco.MjModel | None = None
         self._set_model(
             make_model(floor_size, self._config.iterations, self._config.ls_iterations),
             f"<dm_control dog.xml, floor {floor_size}, anakin_tdmpc.envs.dog>",
@@ -144,6 +149,15 @@ class Dog(DmControlPort):
     def compiler_options(self) -> dict[str, Any] | None:
         """XLA options a jitted program stepping this env needs (on CPU only; see the module docstring)."""
         return dict(CPU_COMPILER_OPTIONS) if jax.default_backend() == "cpu" else None
+
+    @property
+    def render_model(self) -> mujoco.MjModel:
+        """dm_control's dog exactly as shipped (with its skin), for rendering our ``qpos``."""
+        if self._render_model is None:
+            xml, assets = dm_control_model(self._floor_size)
+            self._render_model = mujoco.MjModel.from_xml_string(xml, assets)
+            assert self._render_model.nq == self._mj_model.nq, "render model must share the qpos layout"
+        return self._render_model
 
     def _post_init(self) -> None:
         m = self._mj_model

@@ -121,6 +121,12 @@ class Env:
         """
         return getattr(self.playground_env, "compiler_options", None)
 
+    @property
+    def render_model(self) -> Any:
+        """The ``mujoco.MjModel`` to render this env's ``qpos`` with: the simulated model, except where a port
+        strips rendering-only parts MJX cannot carry (the dog's skin) and offers the full one."""
+        return getattr(self.playground_env, "render_model", self.playground_env.mj_model)
+
     def jit(self, fn: Any, **kwargs: Any) -> Any:
         """``jax.jit(fn, **kwargs)`` with this env's :attr:`compiler_options`: for programs that step it."""
         return jax.jit(fn, compiler_options=self.compiler_options, **kwargs)
