@@ -245,10 +245,15 @@ def test_cli_defaults_for_tdmpc():
 
 
 class PointEnv:
-    """A cheap stand-in for the MJX env (the loop only needs reset / step / sizes): a point on a line pushed by
-    the action, reward -|position|, episodes of 20 steps with auto-reset. Keeps this test's compile short."""
+    """A cheap stand-in for the MJX env (the loop only needs reset / step / sizes / jit): a point on a line pushed
+    by the action, reward -|position|, episodes of 20 steps with auto-reset. Keeps this test's compile short."""
 
     obs_dim, action_dim, episode_length, action_repeat = 3, 1, 20, 1
+
+    @staticmethod
+    def jit(fn, **kwargs):
+        """The loop compiles through its env (``Env.jit``); this one needs no XLA options."""
+        return jax.jit(fn, **kwargs)
 
     def _obs(self, pos, step):
         return jnp.stack([pos, jnp.sin(pos), step / self.episode_length], axis=-1)
