@@ -200,6 +200,24 @@ def _model_to_local_device(env) -> None:
     env._mjx_model = mjx.put_model(env._mj_model, device=jax.local_devices()[0], impl="jax")
 
 
+def control_range(mj_model: Any) -> tuple[tuple[float, float], ...] | None:
+    """Each actuator's ``(low, high)`` control range, or ``None`` if every one is limited to exactly ``[-1, 1]``.
+
+    Only quadruped's differ among the 39 tasks (yaw [-1, 1], lift [-1, 1.1], extend [-0.8, 0.8]); dm_control's
+    ``action_scale.Wrapper(-1, 1)``, which the official trainers use, maps the agent's [-1, 1] onto them.
+    An unlimited actuator has no range to map onto and is refused.
+    """
+    import numpy as np
+
+    limited = np.asarray(mj_model.actuator_ctrllimited, bool)
+    ranges = np.asarray(mj_model.actuator_ctrlrange, np.float64).reshape(-1, 2)
+    if not limited.all():
+        raise ValueError(f"actuators {np.flatnonzero(~limited).tolist()} have no control range")
+    if np.array_equal(ranges, np.tile([-1.0, 1.0], (len(ranges), 1))):
+        return None
+    return tuple((float(lo), float(hi)) for lo, hi in ranges)
+
+
 def make_env(task: str, action_repeat: int = 2, episode_length: int | None = None) -> Env:
     """Builds the batched, auto-resetting environment for ``task``.
 
@@ -233,4 +251,5 @@ def make_env(task: str, action_repeat: int = 2, episode_length: int | None = Non
         action_repeat=action_repeat,
         episode_length=episode_length,
         playground_env=playground_env,
+        ctrl_range=control_range(playground_env.mj_model),
     )

@@ -6,8 +6,11 @@ The wrapper turns a single-environment playground ``MjxEnv`` into a batch of
 
 * ``Env.reset(rng, num_envs)`` draws ``num_envs`` independent random initial
   states.
-* ``Env.step(state, action)`` applies each action for ``action_repeat`` control
-  steps (rewards summed), truncates episodes after ``episode_length`` agent
+* ``Env.step(state, action)`` clips each action to ``[-1, 1]``, maps it linearly
+  onto the actuators' control ranges (as dm_control's
+  ``action_scale.Wrapper(minimum=-1, maximum=1)``, which the official TD-MPC /
+  TD-MPC2 trainers put around every task), applies it for ``action_repeat``
+  control steps (rewards summed), truncates episodes after ``episode_length`` agent
   steps, and auto-resets finished environments with *fresh* random initial
   states (each environment carries its own PRNG key, split on every reset).
 
@@ -104,6 +107,9 @@ class Env:
         action_repeat: control steps per agent step (rewards are summed).
         episode_length: episode length in agent steps (episodes are truncated).
         playground_env: the wrapped single-environment playground ``MjxEnv``.
+        ctrl_range: ``((low, high), ...)`` per actuator where any actuator's control range is not ``[-1, 1]``
+            (quadruped's); the agent's action ``a`` in ``[-1, 1]`` then drives ``low + (a + 1) / 2 * (high - low)``.
+            ``None`` where every range is ``[-1, 1]``: actions go to the actuators as they are.
     """
 
     name: str
@@ -112,6 +118,16 @@ class Env:
     action_repeat: int
     episode_length: int
     playground_env: Any = dataclasses.field(repr=False, compare=False)
+    ctrl_range: tuple[tuple[float, float], ...] | None = None
+
+    def to_ctrl(self, action: jax.Array) -> jax.Array:
+        """The actuator controls ``[..., action_dim]`` of agent actions ``[..., action_dim]``: clipped to
+        ``[-1, 1]``, then mapped linearly onto :attr:`ctrl_range` (left as they are where that is ``None``)."""
+        action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
+        if self.ctrl_range is None:
+            return action
+        low, high = (jnp.asarray(x, jnp.float32) for x in zip(*self.ctrl_range))
+        return low + (action + 1.0) * (0.5 * (high - low))
 
     @property
     def compiler_options(self) -> dict[str, Any] | None:
@@ -209,15 +225,15 @@ class Env:
 
         Args:
             state: the batch state from ``reset`` or a previous ``step``.
-            action: ``[N, action_dim]`` actions; clipped to ``[-1, 1]``.
+            action: ``[N, action_dim]`` actions; clipped to ``[-1, 1]`` and mapped onto the control
+                ranges (:meth:`to_ctrl`).
 
         Returns:
             ``(next_state, out)``. Where ``out.done`` the episode ended (after
             ``episode_length`` agent steps, or on an inner ``done`` such as
             diverged physics) and ``next_state`` already holds a fresh episode.
         """
-        action = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
-        physics, reward, inner_done = self._repeat_step(state.physics, action)
+        physics, reward, inner_done = self._repeat_step(state.physics, self.to_ctrl(action))
 
         final_obs = _finite_or_zero(physics.obs.astype(jnp.float32))
         episode_step = state.episode_step + 1
