@@ -152,7 +152,7 @@ class Anakin:
 
         action, plan_mean = jax.lax.cond(seeding, random_act, plan_act, None)
         env_state, out = env.step(carry.env_state, action)
-        buffer = replay.add(carry.buffer, carry.env_state.obs, action, out.reward, carry.env_state.episode_step)
+        buffer = replay.add(carry.buffer, carry.env_state.obs, action, out.reward, carry.env_state.episode_step, self.seq_len)
         plan_mean = jnp.where(out.done[:, None, None], 0.0, plan_mean)  # new episode: no warm start
 
         agent_steps = carry.agent_steps + self.steps_per_iter

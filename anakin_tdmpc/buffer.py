@@ -59,10 +59,14 @@ Prioritized replay (TD-MPC)
 ---------------------------
 A buffer made with ``init(..., prioritized=True)`` also keeps a priority per
 ``(row, env)`` window start, ``priority: [T, N]``, and ``max_priority``, the
-largest priority stored (1.0 in an empty buffer).  ``add`` writes new rows at
-``max_priority`` so fresh data is sampled soon; ``update_priorities`` writes the
-priorities an update computed for the starts it trained on (plus
-``PRIORITY_EPS``) and refreshes ``max_priority``.  ``sample_prioritized`` draws
+priority the newest row entered at.  ``add`` writes a new row at the largest
+priority among the starts that can be sampled *now* (valid windows, below;
+1.0 while there are none), as the official TD-MPC buffer gives new data the
+maximum of its current priorities, in which starts that cannot begin a window
+hold 0: so a priority spike that has been trained away, or rows that can never
+be sampled, do not lift the priority of new data.  ``update_priorities`` writes
+the priorities an update computed for the starts it trained on (plus
+``PRIORITY_EPS``).  ``sample_prioritized`` draws
 starts with probability ``P(i) = p_i^alpha / sum_j p_j^alpha`` over the
 *valid* starts only (same validity as above: inside written data, not
 crossing the pointer or an episode reset), exactly, by inverse-CDF sampling on
@@ -114,7 +118,7 @@ class BufferState(NamedTuple):
     pointer: jax.Array  # int32 scalar, next row to write
     size: jax.Array  # int32 scalar, rows written so far, capped at T
     priority: jax.Array  # [T, N] float32 priority of each window start ([0, N] in a uniform buffer)
-    max_priority: jax.Array  # float32 scalar, largest stored priority ([0] in a uniform buffer)
+    max_priority: jax.Array  # float32 scalar, priority the newest row entered at ([0] in a uniform buffer)
 
 
 class Batch(NamedTuple):
@@ -199,6 +203,7 @@ def add(
     action: jax.Array,
     reward: jax.Array,
     episode_step: jax.Array,
+    seq_len: int | None = None,
 ) -> BufferState:
     """Write one row (one transition per env) at the pointer and advance it.
 
@@ -208,13 +213,23 @@ def add(
       action: ``[N, action_dim]`` action taken.
       reward: ``[N]`` reward received.
       episode_step: ``[N]`` int32 step index of ``obs`` within its episode.
+      seq_len: window length the buffer is sampled with; needed by a prioritized buffer only.
 
     The write is a ``dynamic_update_slice`` of one row per array (``O(N)``
     work), performed in place when ``state`` is donated to the enclosing jit
     (or carried through a ``lax.scan``).  A prioritized buffer gives the new
-    row ``max_priority``.
+    row the largest priority of the window starts valid before the write (1.0
+    if there are none; see the module docstring) and keeps it as ``max_priority``.
     """
     row = state.pointer
+    prioritized = is_prioritized(state)
+    if prioritized:
+        if seq_len is None:
+            raise ValueError("add needs seq_len for a prioritized buffer")
+        valid = valid_start_mask(state, seq_len)
+        entry = jnp.where(jnp.any(valid), jnp.max(jnp.where(valid, state.priority, 0.0)), 1.0)
+    else:
+        entry = state.max_priority
     num_rows = state.episode_step.shape[0]
 
     def write(buf: jax.Array, value: jax.Array) -> jax.Array:
@@ -230,11 +245,9 @@ def add(
         pointer=(row + 1) % num_rows,
         size=jnp.minimum(state.size + 1, num_rows),
         priority=(
-            write(state.priority, jnp.broadcast_to(state.max_priority, state.priority.shape[1:]))
-            if is_prioritized(state)
-            else state.priority
+            write(state.priority, jnp.broadcast_to(entry, state.priority.shape[1:])) if prioritized else state.priority
         ),
-        max_priority=state.max_priority,
+        max_priority=entry.astype(state.max_priority.dtype),
     )
 
 
@@ -490,16 +503,13 @@ def sample_prioritized(
 
 
 def update_priorities(state: BufferState, env: jax.Array, row: jax.Array, priorities: jax.Array) -> BufferState:
-    """Write ``priorities + PRIORITY_EPS`` at window starts ``(row[b], env[b])``; refresh ``max_priority``.
+    """Write ``priorities + PRIORITY_EPS`` at window starts ``(row[b], env[b])``.
 
-    ``max_priority`` becomes the largest priority of the written rows (as the
-    official buffer's max over stored priorities), so new data enters at the
-    current maximum.  With repeated starts in one batch, one of their values
-    is kept.  A no-op on a uniform buffer.
+    With repeated starts in one batch, one of their values is kept.  The
+    priority new rows enter at is taken by ``add`` when they arrive.  A no-op
+    on a uniform buffer.
     """
     if not is_prioritized(state):
         return state
     priority = state.priority.at[row, env].set(jnp.asarray(priorities, jnp.float32) + PRIORITY_EPS)
-    written = state.episode_step >= 0
-    max_priority = jnp.max(jnp.where(written, priority, 0.0))
-    return state._replace(priority=priority, max_priority=max_priority)
+    return state._replace(priority=priority)

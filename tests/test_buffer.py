@@ -46,14 +46,15 @@ def synthetic_row(t, ep_lens, phases):
     return obs, action, reward, step
 
 
-@functools.partial(jax.jit, static_argnames="num_steps")
-def fill(state, num_steps, ep_lens, phases, num_active=None):
-    """Insert rows for ``t = 0 .. num_steps-1`` (only ``t < num_active`` if given)."""
+@functools.partial(jax.jit, static_argnames=("num_steps", "seq_len"))
+def fill(state, num_steps, ep_lens, phases, num_active=None, seq_len=None):
+    """Insert rows for ``t = 0 .. num_steps-1`` (only ``t < num_active`` if given); ``seq_len`` for a
+    prioritized buffer."""
     ep_lens = jnp.asarray(ep_lens, jnp.int32)
     phases = jnp.asarray(phases, jnp.int32)
 
     def body(state, t):
-        new = buffer.add(state, *synthetic_row(t, ep_lens, phases))
+        new = buffer.add(state, *synthetic_row(t, ep_lens, phases), seq_len)
         if num_active is None:
             return new, None
         active = t < num_active
@@ -409,7 +410,7 @@ def make_prioritized(capacity, num_envs, seq_len, num_steps, ep_lens=NO_RESET, p
     state = buffer.init(capacity, num_envs, OBS_DIM, ACT_DIM, seq_len, prioritized=True)
     ep_lens = np.broadcast_to(np.asarray(ep_lens), (num_envs,))
     phases = np.broadcast_to(np.asarray(phases), (num_envs,))
-    return fill(state, num_steps, ep_lens, phases)
+    return fill(state, num_steps, ep_lens, phases, seq_len=seq_len)
 
 
 def set_all_priorities(state, priorities):
@@ -439,18 +440,70 @@ def test_prioritized_init_memory_and_uniform_layout():
 
 
 def test_new_data_enters_at_max_priority():
-    state = make_prioritized(40, 2, 4, 6)  # T = 20
-    np.testing.assert_array_equal(np.asarray(state.priority[:6]), 1.0)  # empty buffer: max priority 1
+    add = jax.jit(buffer.add, static_argnums=5)
+    row = functools.partial(synthetic_row, ep_lens=jnp.full((2,), NO_RESET), phases=jnp.zeros((2,), jnp.int32))
+    state = make_prioritized(40, 2, 4, 6)  # T = 20; valid starts: rows 0-2
+    np.testing.assert_array_equal(np.asarray(state.priority[:6]), 1.0)  # no valid start yet: 1.0
     state = buffer.update_priorities(state, jnp.array([0, 1, 1]), jnp.array([2, 4, 0]), jnp.array([3.5, 0.25, 7.0]))
-    assert float(state.max_priority) == pytest.approx(7.0 + buffer.PRIORITY_EPS)
-    add = jax.jit(buffer.add)
-    state = add(state, *synthetic_row(6, jnp.full((2,), NO_RESET), jnp.zeros((2,), jnp.int32)))
+    state = add(state, *row(6), 4)
     np.testing.assert_allclose(np.asarray(state.priority[6]), 7.0 + buffer.PRIORITY_EPS)
-    # the max is over stored priorities: lowering the largest one lowers what new data gets
+    assert float(state.max_priority) == pytest.approx(7.0 + buffer.PRIORITY_EPS)
+    # the max is over the priorities stored now: lowering the largest one lowers what new data gets
     state = buffer.update_priorities(state, jnp.array([1, 0, 1]), jnp.array([0, 6, 6]), jnp.array([0.5, 0.5, 0.5]))
-    assert float(state.max_priority) == pytest.approx(3.5 + buffer.PRIORITY_EPS)
-    state = add(state, *synthetic_row(7, jnp.full((2,), NO_RESET), jnp.zeros((2,), jnp.int32)))
+    state = add(state, *row(7), 4)
     np.testing.assert_allclose(np.asarray(state.priority[7]), 3.5 + buffer.PRIORITY_EPS)
+    # row 4 (priority 0.25) is a valid start now: still 3.5 enters
+    state = add(state, *row(8), 4)
+    np.testing.assert_allclose(np.asarray(state.priority[8]), 3.5 + buffer.PRIORITY_EPS)
+
+
+def test_new_data_after_every_priority_falls_below_one():
+    """Sparse rewards: once every priority that training writes is below 1, new data must enter at the current
+    max, not at the 1.0 (or an old spike) of rows that were never trained on."""
+    seq_len, num_envs = 4, 2
+    steps = lambda t: synthetic_row(t, jnp.full((num_envs,), NO_RESET), jnp.zeros((num_envs,), jnp.int32))  # noqa: E731
+    state = make_prioritized(40, num_envs, seq_len, 12)  # T = 20, rows 0-11 written (at 1.0), starts 0-8 valid
+    rows, envs = np.meshgrid(np.arange(9), np.arange(num_envs), indexing="ij")
+    update = lambda state, values: buffer.update_priorities(  # noqa: E731 - what training writes: valid starts
+        state, jnp.asarray(envs.ravel()), jnp.asarray(rows.ravel()), jnp.asarray(values.ravel(), jnp.float32))
+    state = update(state, np.full((9, num_envs), 1e4))  # a spike
+    low = np.full((9, num_envs), 0.01)
+    low[5, 1] = 0.02
+    state = update(state, low)  # ... trained away
+    state = buffer.add(state, *steps(12), seq_len)
+    np.testing.assert_allclose(np.asarray(state.priority[12]), 0.02 + buffer.PRIORITY_EPS, rtol=1e-6)
+    # three more rows make row 12 a valid start; its sampling probability is p^alpha / sum p^alpha over the
+    # 2 x 13 valid starts: rows 9-11 still at their entry 1.0 (never trained on), rows 12 and (5, env 1) at
+    # 0.02, the other 17 at 0.01
+    for t in range(13, 16):
+        state = buffer.add(state, *steps(t), seq_len)
+    valid = np.asarray(buffer.valid_start_mask(state, seq_len))
+    assert valid.sum() == 2 * 13 and valid[12].all()
+    p = np.where(valid, np.asarray(state.priority, np.float64), 0.0) ** 0.6
+    hi, lo = (0.02 + 1e-6) ** 0.6, (0.01 + 1e-6) ** 0.6
+    np.testing.assert_allclose(p[12, 0] / p.sum(), hi / (6 * 1.0 + 3 * hi + 17 * lo), rtol=1e-5)
+    batch = jax.jit(buffer.sample_prioritized, static_argnums=(2, 3))(state, jax.random.key(0), 40_000, seq_len)
+    drawn = np.mean((np.asarray(batch.row) == 12) & (np.asarray(batch.env) == 0))
+    assert drawn == pytest.approx(p[12, 0] / p.sum(), abs=0.003)
+
+
+def test_rows_that_cannot_start_a_window_do_not_set_the_new_priority():
+    """An episode's last rows never start a window; a stale high priority there must not lift new data."""
+    seq_len = 3
+    state = make_prioritized(40, 1, seq_len, 10, ep_lens=5)  # episodes of 5 rows: starts 3, 4, 8, 9 invalid
+    valid = np.asarray(buffer.valid_start_mask(state, seq_len))[:, 0]
+    assert not valid[3] and not valid[4] and valid[5]
+    table = np.full((40, 1), 0.5, np.float32)
+    table[3, 0] = 50.0  # cannot be sampled
+    state = set_all_priorities(state, table)
+    state = buffer.add(state, *synthetic_row(10, jnp.array([5]), jnp.array([0])), seq_len)
+    np.testing.assert_allclose(np.asarray(state.priority[10]), 0.5 + buffer.PRIORITY_EPS)
+
+
+def test_prioritized_add_needs_the_window_length():
+    state = buffer.init(40, 2, OBS_DIM, ACT_DIM, 4, prioritized=True)
+    with pytest.raises(ValueError, match="seq_len"):
+        buffer.add(state, *synthetic_row(0, jnp.full((2,), NO_RESET), jnp.zeros((2,), jnp.int32)))
 
 
 def test_update_priorities_writes_the_right_cells():
@@ -461,7 +514,6 @@ def test_update_priorities_writes_the_right_cells():
     expected = before.copy()
     expected[[3, 7, 0, 9], [2, 0, 1, 2]] = np.array([0.5, 2.0, 0.0, 4.0]) + buffer.PRIORITY_EPS
     np.testing.assert_array_equal(np.asarray(new.priority), expected.astype(np.float32))
-    assert float(new.max_priority) == pytest.approx(4.0 + buffer.PRIORITY_EPS)
     # everything else is untouched
     for a, b in zip(jax.tree.leaves(state._replace(priority=None, max_priority=None)),
                     jax.tree.leaves(new._replace(priority=None, max_priority=None))):
@@ -542,16 +594,17 @@ def test_prioritized_sampling_in_a_scan_with_updates():
     def run(state, rng):
         def body(state, inp):
             t, key = inp
-            state = buffer.add(state, *synthetic_row(t, ep_lens, phases))
+            state = buffer.add(state, *synthetic_row(t, ep_lens, phases), seq_len)
             batch = buffer.sample_prioritized(state, key, 8, seq_len)
             state = buffer.update_priorities(state, batch.env, batch.row, batch.reward[0] * 0 + t.astype(jnp.float32))
             return state, batch
 
         steps = jnp.arange(2, 30, dtype=jnp.int32)
-        state = jax.lax.fori_loop(0, 2, lambda t, s: buffer.add(s, *synthetic_row(t, ep_lens, phases)), state)
+        state = jax.lax.fori_loop(0, 2, lambda t, s: buffer.add(s, *synthetic_row(t, ep_lens, phases), seq_len), state)
         return jax.lax.scan(body, state, (steps, jax.random.split(rng, 28)))
 
     state, batches = run(buffer.init(40, num_envs, OBS_DIM, ACT_DIM, seq_len, prioritized=True), jax.random.key(0))
     for i in range(28):
         check_windows(jax.tree.map(lambda x: x[i], batches), i + 3, 20)
-    assert float(state.max_priority) == pytest.approx(29 + buffer.PRIORITY_EPS)
+    # the last row entered before step 29's priorities were written: at step 28's, the largest stored then
+    assert float(state.max_priority) == pytest.approx(28 + buffer.PRIORITY_EPS)

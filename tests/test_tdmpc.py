@@ -224,7 +224,7 @@ def test_cli_defaults_for_tdmpc():
     assert resolve(task="cup-catch").action_repeat == 4
     assert resolve(task="cartpole-swingup", action_repeat=3).action_repeat == 3  # explicit flag wins
     args = resolve(task="cheetah-run")
-    assert args.batch_size == 512 and args.seed_steps == 5000
+    assert args.batch_size == 512 and args.seed_steps is None  # seed steps: make_schedule (tests/test_config.py)
     tdmpc2 = config.resolve_args(config.Args(task="cartpole-swingup"))
     assert tdmpc2.action_repeat == 2 and tdmpc2.batch_size == 256 and tdmpc2.seed_steps is None
     cfg = config.algo_config(config.Args(algo="tdmpc"))
@@ -304,6 +304,8 @@ def test_fused_loop_with_prioritized_replay():
     priority = np.asarray(carry.buffer.priority[:24])
     written = priority[priority != 1.0]
     assert written.size > 0 and np.all(written > 0)  # TD errors written back where starts were sampled
-    assert float(carry.buffer.max_priority) == pytest.approx(priority.max())
+    # the newest row entered at the largest priority of the starts valid then (never above the stored max)
+    np.testing.assert_array_equal(priority[23], float(carry.buffer.max_priority))
+    assert float(carry.buffer.max_priority) <= priority.max()
     returns = loop.evaluate(carry.agent, jax.random.key(5), 2, carry.agent_steps)
     assert returns.shape == (2,) and bool(jnp.all(returns <= 0))
