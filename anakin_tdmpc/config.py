@@ -24,14 +24,16 @@ MODEL_SIZES = {
 }
 
 
-# TD-MPC (original) per-domain defaults, from its paper and official cfgs/tasks/*.yaml: action repeat 8 for
-# cartpole, 2 for walker / finger / humanoid, 4 otherwise; humanoid also plans with 12 MPPI iterations and a
-# latent of 100. TD-MPC has a single model size (enc 256, mlp 512, latent 50) and seeds 5000 agent steps.
+# TD-MPC (original) per-domain defaults: every value of the official cfgs/tasks/*.yaml (cartpole, walker,
+# humanoid, dog; 4 is default.yaml's action repeat) plus the paper's action repeat 2 for finger (the official
+# repository has no finger file). TD-MPC has a single model size (enc 256, mlp 512, latent 50) and seeds 5000
+# agent steps in its single-env trainer.
 TDMPC_DOMAIN_DEFAULTS = {
     "cartpole": dict(action_repeat=8),
     "walker": dict(action_repeat=2),
     "finger": dict(action_repeat=2),
-    "humanoid": dict(action_repeat=2, latent_dim=100, iterations=12),
+    "humanoid": dict(action_repeat=2, iterations=12, latent_dim=100),
+    "dog": dict(action_repeat=2, iterations=8, latent_dim=100, batch_size=2048, lr=3e-4),
 }
 TDMPC_ACTION_REPEAT = 4
 TDMPC_SEED_STEPS = 5000
@@ -64,16 +66,17 @@ class Args:
     latent 50, 100 on humanoid)"""
     action_repeat: Optional[int] = None
     """times each action is repeated in the env (default: the algorithm's: 2 for tdmpc2; for tdmpc per task as
-    its paper: cartpole 8, walker / finger / humanoid 2, others 4)"""
+    its paper: cartpole 8, walker / finger / humanoid / dog 2, others 4)"""
     episode_length: Optional[int] = None
     """agent steps per episode (default: 1000 control steps / action_repeat, e.g. 500 at action repeat 2)"""
     seed_steps: Optional[int] = None
-    """agent steps of uniform random actions before learning (default: tdmpc2 max(1000, 5 x episode_length),
-    tdmpc 5000); followed by that many pretraining updates"""
+    """agent steps of uniform random actions before learning, summed over envs (default: the official
+    single-env amount, tdmpc2 max(1000, 5 x episode_length), tdmpc 5000, or num_envs x episode_length if that
+    is more, so every env finishes a whole random episode); followed by that many pretraining updates"""
     buffer_size: int = 1_000_000
     """replay capacity in transitions (capped at the run's total agent steps)"""
     batch_size: Optional[int] = None
-    """sequences of horizon+1 steps per update (default: 256 for tdmpc2, 512 for tdmpc)"""
+    """sequences of horizon+1 steps per update (default: 256 for tdmpc2, 512 for tdmpc, 2048 for tdmpc on dog)"""
     eval_every: int = 100_000
     """env steps between evaluations (and one at the end)"""
     eval_episodes: int = 10
@@ -87,7 +90,7 @@ class Args:
     """planning / training horizon H (default 3 for tdmpc2; 5 for tdmpc, whose planning horizon grows
     linearly from 1 to H over its first 25k agent steps)"""
     iterations: Optional[int] = None
-    """MPPI iterations (default 6; tdmpc2 +2 when the action dim is >= 20; tdmpc 12 on humanoid)"""
+    """MPPI iterations (default 6; tdmpc2 +2 when the action dim is >= 20; tdmpc 12 on humanoid, 8 on dog)"""
     num_samples: Optional[int] = None
     """MPPI action sequences per iteration (default 512; tdmpc adds its policy sequences on top)"""
     num_elites: Optional[int] = None
@@ -100,13 +103,13 @@ class Args:
     mlp_dim: Optional[int] = None
     """hidden width of dynamics, reward, policy and Q networks"""
     latent_dim: Optional[int] = None
-    """latent size (tdmpc2: a multiple of 8, the SimNorm group)"""
+    """latent size (tdmpc2: a multiple of 8, the SimNorm group; tdmpc: 50, 100 on humanoid and dog)"""
     num_q: Optional[int] = None
     """Q-functions in the ensemble (>= 2; tdmpc2 only, tdmpc has twin Qs)"""
     num_enc_layers: Optional[int] = None
     """encoder layers (tdmpc2 only)"""
     lr: Optional[float] = None
-    """learning rate (default 3e-4 for tdmpc2, encoder x 0.3; 1e-3 for tdmpc)"""
+    """learning rate (default 3e-4 for tdmpc2, encoder x 0.3; 1e-3 for tdmpc, 3e-4 on dog)"""
     planner_bf16: bool = True
     """tdmpc2: plan with bfloat16 matmuls (float32 accumulation, norms and MPPI statistics); ~1.5x faster
     planning on CPU; --no_planner_bf16 plans in float32 as the official code (updates are always float32)"""
@@ -150,21 +153,29 @@ def _domain(task: str) -> str:
     return canonical_task_name(task).split("-")[0]
 
 
+def _tdmpc_domain(task: str) -> dict:
+    return TDMPC_DOMAIN_DEFAULTS.get(_domain(task), {})
+
+
 def resolve_args(args: Args) -> Args:
-    """Fill the flags whose default (None) depends on the algorithm: action repeat (per task for tdmpc),
-    batch size, and tdmpc's 5000 seed steps (tdmpc2's depend on the episode length: see make_schedule)."""
+    """Fill the flags whose default (None) depends on the algorithm and task: action repeat and batch size
+    (per domain for tdmpc). Seed steps depend on the episode length and env count: see make_schedule."""
     tdmpc = args.algo == "tdmpc"
+    domain = _tdmpc_domain(args.task) if tdmpc else {}
     values = {}
     if args.action_repeat is None:
-        values["action_repeat"] = (
-            TDMPC_DOMAIN_DEFAULTS.get(_domain(args.task), {}).get("action_repeat", TDMPC_ACTION_REPEAT)
-            if tdmpc else TDMPC2_ACTION_REPEAT
-        )
+        values["action_repeat"] = domain.get("action_repeat", TDMPC_ACTION_REPEAT) if tdmpc else TDMPC2_ACTION_REPEAT
     if args.batch_size is None:
-        values["batch_size"] = TDMPCConfig.batch_size if tdmpc else TDMPC2Config.batch_size
-    if args.seed_steps is None and tdmpc:
-        values["seed_steps"] = TDMPC_SEED_STEPS
+        values["batch_size"] = domain.get("batch_size", TDMPCConfig.batch_size) if tdmpc else TDMPC2Config.batch_size
     return dataclasses.replace(args, **values) if values else args
+
+
+def default_seed_steps(algo: str, episode_length: int, num_envs: int) -> int:
+    """Agent steps of random actions, summed over envs: the official single-env trainer's amount (tdmpc2
+    max(1000, 5 x episode length); tdmpc 5000), or num_envs x episode length if that is more, so that every
+    one of the num_envs envs finishes at least one whole episode of random actions before learning starts."""
+    single = TDMPC_SEED_STEPS if algo == "tdmpc" else max(1000, 5 * episode_length)
+    return max(single, num_envs * episode_length)
 
 
 def tdmpc_config(args: Args) -> TDMPCConfig:
@@ -176,7 +187,7 @@ def tdmpc_config(args: Args) -> TDMPCConfig:
     for name in ("num_q", "num_enc_layers"):
         if getattr(args, name) is not None:
             raise ConfigError(f"--{name} applies to tdmpc2 only")
-    values = {k: v for k, v in TDMPC_DOMAIN_DEFAULTS.get(_domain(args.task), {}).items() if k != "action_repeat"}
+    values = {k: v for k, v in _tdmpc_domain(args.task).items() if k != "action_repeat"}
     for name in ("horizon", "iterations", "num_samples", "num_elites", "num_pi_trajs", "enc_dim", "mlp_dim",
                  "latent_dim", "lr", "batch_size"):
         if getattr(args, name) is not None:
@@ -261,7 +272,8 @@ def make_schedule(args: Args, episode_length: int, horizon: int) -> Schedule:
         raise ConfigError(f"--utd x --num_envs must be a whole number of updates per iteration, got {updates:g}")
     n, env_per_iter = args.num_envs, args.num_envs * args.action_repeat
     total_iters = math.ceil(args.total_timesteps / env_per_iter)
-    seed_steps = args.seed_steps if args.seed_steps is not None else max(1000, 5 * episode_length)
+    seed_steps = (args.seed_steps if args.seed_steps is not None
+                  else default_seed_steps(args.algo, episode_length, args.num_envs))
     if seed_steps <= 0:
         raise ConfigError(f"--seed_steps must be positive, got {seed_steps}")
     if seed_steps >= total_iters * n:

@@ -1,0 +1,85 @@
+"""Flag resolution (anakin_tdmpc/config.py): per-domain defaults of TD-MPC as its official configs set them,
+and the seeding rule for N parallel envs."""
+
+from __future__ import annotations
+
+import pytest
+
+from anakin_tdmpc import config
+from anakin_tdmpc.config import Args
+
+# one task per domain -> TD-MPC's (action_repeat, iterations, latent_dim, batch_size, lr): the official
+# cfgs/tasks/{domain}.yaml over cfgs/default.yaml (iterations 6, latent 50, batch 512, lr 1e-3, repeat 4),
+# finger's repeat 2 from the paper
+TDMPC_BY_DOMAIN = {
+    "acrobot-swingup": (4, 6, 50, 512, 1e-3),
+    "cartpole-swingup": (8, 6, 50, 512, 1e-3),
+    "cheetah-run": (4, 6, 50, 512, 1e-3),
+    "cup-catch": (4, 6, 50, 512, 1e-3),
+    "dog-run": (2, 8, 100, 2048, 3e-4),
+    "finger-spin": (2, 6, 50, 512, 1e-3),
+    "fish-swim": (4, 6, 50, 512, 1e-3),
+    "hopper-hop": (4, 6, 50, 512, 1e-3),
+    "humanoid-walk": (2, 12, 100, 512, 1e-3),
+    "pendulum-swingup": (4, 6, 50, 512, 1e-3),
+    "point_mass-easy": (4, 6, 50, 512, 1e-3),
+    "quadruped-run": (4, 6, 50, 512, 1e-3),
+    "reacher-hard": (4, 6, 50, 512, 1e-3),
+    "swimmer-swimmer6": (4, 6, 50, 512, 1e-3),
+    "walker-walk": (2, 6, 50, 512, 1e-3),
+}
+
+
+def _tdmpc(task, **flags):
+    args = config.resolve_args(Args(algo="tdmpc", task=task, **flags))
+    cfg = config.algo_config(args)
+    return args.action_repeat, cfg.iterations, cfg.latent_dim, cfg.batch_size, cfg.lr
+
+
+@pytest.mark.parametrize("task", sorted(TDMPC_BY_DOMAIN))
+def test_tdmpc_resolves_the_official_per_domain_settings(task):
+    assert _tdmpc(task) == TDMPC_BY_DOMAIN[task]
+    assert _tdmpc(f"dm_control/{task}-v0") == TDMPC_BY_DOMAIN[task]
+
+
+def test_explicit_flags_win_over_domain_defaults_and_domain_over_generic():
+    assert _tdmpc("dog-walk", batch_size=256, lr=1e-3, iterations=3, latent_dim=64, action_repeat=4) == (
+        4, 3, 64, 256, 1e-3)
+    assert _tdmpc("dog-walk", num_samples=64)[3] == 2048  # an unrelated flag leaves the dog's batch alone
+    # the domain values are tdmpc's: tdmpc2 on dog keeps its own defaults
+    args = config.resolve_args(Args(task="dog-run"))
+    cfg = config.algo_config(args)
+    assert (args.action_repeat, args.batch_size, cfg.lr, cfg.latent_dim) == (2, 256, 3e-4, 512)
+
+
+@pytest.mark.parametrize(
+    ("algo", "num_envs", "episode_length", "expected"),
+    [
+        ("tdmpc2", 1, 500, 2500),  # the official single-env rule max(1000, 5 x 500)
+        ("tdmpc2", 4, 500, 2500),  # 4 x 500 < 2500: the single-env amount, 625 steps per env
+        ("tdmpc2", 16, 500, 8000),  # one whole episode of every env
+        ("tdmpc2", 256, 500, 128_000),
+        ("tdmpc2", 16, 100, 1600),
+        ("tdmpc", 1, 250, 5000),
+        ("tdmpc", 16, 250, 5000),
+        ("tdmpc", 32, 250, 8000),
+    ],
+)
+def test_default_seed_steps_let_every_env_finish_an_episode(algo, num_envs, episode_length, expected):
+    assert config.default_seed_steps(algo, episode_length, num_envs) == expected
+    schedule = config.make_schedule(
+        Args(algo=algo, task="cheetah-run", num_envs=num_envs, total_timesteps=10**7, action_repeat=2),
+        episode_length, 3)
+    assert schedule.seed_steps == expected and schedule.pretrain_updates == expected
+    # seeding iterations (agent steps per env) reach the end of the first episode of every env
+    assert -(-schedule.seed_steps // num_envs) >= episode_length
+
+
+def test_seed_steps_flag_overrides_the_rule():
+    schedule = config.make_schedule(Args(num_envs=16, total_timesteps=10**6, seed_steps=2500), 500, 3)
+    assert schedule.seed_steps == 2500 and schedule.pretrain_updates == 2500
+
+
+def test_budget_shorter_than_seeding_is_refused_with_the_numbers():
+    with pytest.raises(config.ConfigError, match="8000 seed steps"):
+        config.make_schedule(Args(num_envs=16, total_timesteps=16_000), 500, 3)
