@@ -193,10 +193,11 @@ class TDMPC2:
         """Logits of every ensemble member -> [num_q, ..., num_bins]."""
         return nets.apply_ensemble(self.q_net, q_params, (z, a), dropout_rng)
 
-    def q_two(self, q_params, z: jax.Array, a: jax.Array, rng: jax.Array, reduce: str) -> jax.Array:
-        """Min ("min") or mean ("avg") of two randomly chosen ensemble members, as scalars."""
+    def q_two(self, q_params, z: jax.Array, a: jax.Array, rng: jax.Array, reduce: str, dropout_rng=None) -> jax.Array:
+        """Min ("min") or mean ("avg") of two randomly chosen ensemble members, as scalars (with dropout when
+        `dropout_rng` is given: the members in train mode)."""
         idx = jax.random.choice(rng, self.cfg.num_q, (2,), replace=False)
-        q = self.scalar(self.q_all(nets.select_members(q_params, idx), z, a))
+        q = self.scalar(self.q_all(nets.select_members(q_params, idx), z, a, dropout_rng))
         return jnp.min(q, axis=0) if reduce == "min" else jnp.mean(q, axis=0)
 
     # ------------------------------------------------------------------------------ planning
@@ -321,13 +322,14 @@ class TDMPC2:
         params = {**params, **model_params}
         metrics["grad_norm"] = optax.tree.norm(grads)
 
-        # policy prior: maximise scaled Q (avg of two random members) + entropy on the detached rollout
+        # policy prior: maximise scaled Q (avg of two random members, dropout on: the official code reads its
+        # Q-ensemble in train mode here) + entropy on the detached rollout
         zs = jax.lax.stop_gradient(zs)
-        k_pick = jax.random.split(k_qpi)[0]
+        k_pick, k_qdrop = jax.random.split(k_qpi)
 
         def pi_loss(pi_params, scale):
             a, _, scaled_entropy = self.pi(pi_params, zs, k_pi)
-            q = self.q_two(params["qs"], zs, a, k_pick, "avg")  # [H+1, B]
+            q = self.q_two(params["qs"], zs, a, k_pick, "avg", k_qdrop)  # [H+1, B]
             lo, hi = jnp.percentile(jax.lax.stop_gradient(q[0]), jnp.array([5.0, 95.0]))
             lo, hi = nets.device_mean((lo, hi), self.axis_name)
             scale = scale + cfg.scale_tau * (jnp.maximum(hi - lo, 1.0) - scale)

@@ -180,3 +180,30 @@ def test_bf16_planner_plans_like_the_float32_one():
     action, mean = algo.act(algo.init(jax.random.key(0)), obs, algo.initial_plan_mean(4), jax.random.key(1), False, 0)
     assert action.shape == (4, 2) and mean.shape == (4, 3, 2)
     assert bool(jnp.all(jnp.isfinite(action))) and bool(jnp.all(jnp.abs(action) <= 1))
+
+
+def test_policy_loss_reads_the_q_ensemble_with_dropout_and_targets_without():
+    """As the official code: the policy loss runs the Q-ensemble in train mode (dropout on), the TD target's
+    target Qs in eval mode (off)."""
+    cfg = dataclasses.replace(TINY, dropout=0.5)
+    algo = TDMPC2(cfg, 5, 2, 500)
+    agent = algo.init(jax.random.key(0))
+    calls = []
+    q_two = algo.q_two
+
+    def spy(q_params, z, a, rng, reduce, dropout_rng=None):
+        calls.append((reduce, dropout_rng is not None))
+        return q_two(q_params, z, a, rng, reduce, dropout_rng)
+
+    algo.q_two = spy
+    algo.update(agent, random_batch(jax.random.key(1), cfg), jax.random.key(2))
+    assert calls == [("min", False), ("avg", True)]
+    # dropout changes what two members say about the same input once their last layers are non-zero
+    qs = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.key(3), x.shape), agent.params["qs"])
+    z, a = jax.random.normal(jax.random.key(4), (8, 16)), jnp.zeros((8, 2))
+    plain = q_two(qs, z, a, jax.random.key(5), "avg")
+    dropped = q_two(qs, z, a, jax.random.key(5), "avg", jax.random.key(6))
+    assert not np.allclose(plain, dropped)
+    no_dropout = TDMPC2(dataclasses.replace(TINY, dropout=0.0), 5, 2, 500)
+    np.testing.assert_allclose(no_dropout.q_two(qs, z, a, jax.random.key(5), "avg", jax.random.key(6)),
+                               no_dropout.q_two(qs, z, a, jax.random.key(5), "avg"), rtol=1e-6)
