@@ -58,7 +58,7 @@ from anakin_tdmpc import networks as nets
 
 @dataclasses.dataclass(frozen=True)
 class TDMPCConfig:
-    # model (the paper's single size; latent 100 for humanoid, see config.TDMPC_TASK_DEFAULTS)
+    # model (the paper's single size; latent 100 for humanoid and dog, see config.TDMPC_DOMAIN_DEFAULTS)
     latent_dim: int = 50
     enc_dim: int = 256
     mlp_dim: int = 512
