@@ -257,8 +257,11 @@ class Schedule:
         return self.total_iters * self.env_steps_per_iter
 
 
-def make_schedule(args: Args, episode_length: int, horizon: int) -> Schedule:
-    """Validate the step settings and derive the loop's iteration counts."""
+def make_schedule(args: Args, episode_length: int, horizon: int, run_seed_steps: Optional[int] = None) -> Schedule:
+    """Validate the step settings and derive the loop's iteration counts.
+
+    `run_seed_steps`: on --resume, the seed steps the run was started with; they stay the run's (unless
+    --seed_steps is given) even where the default rule has changed since."""
     args = resolve_args(args)
     for name in ("total_timesteps", "num_envs", "action_repeat", "eval_every", "log_every", "buffer_size"):
         if getattr(args, name) <= 0:
@@ -272,8 +275,12 @@ def make_schedule(args: Args, episode_length: int, horizon: int) -> Schedule:
         raise ConfigError(f"--utd x --num_envs must be a whole number of updates per iteration, got {updates:g}")
     n, env_per_iter = args.num_envs, args.num_envs * args.action_repeat
     total_iters = math.ceil(args.total_timesteps / env_per_iter)
-    seed_steps = (args.seed_steps if args.seed_steps is not None
-                  else default_seed_steps(args.algo, episode_length, args.num_envs))
+    if args.seed_steps is not None:
+        seed_steps = args.seed_steps
+    elif run_seed_steps is not None:
+        seed_steps = run_seed_steps
+    else:
+        seed_steps = default_seed_steps(args.algo, episode_length, args.num_envs)
     if seed_steps <= 0:
         raise ConfigError(f"--seed_steps must be positive, got {seed_steps}")
     if seed_steps >= total_iters * n:

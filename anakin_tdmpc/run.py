@@ -66,8 +66,10 @@ def prepare_run_dir(run_dir: str, config: dict) -> None:
         json.dump(config, f, indent=2)
 
 
-def build(args, num_devices: int = 1):
+def build(args, num_devices: int = 1, run_seed_steps: int | None = None):
     """Validate everything that can be validated before any compilation -> (env, algo, loop, schedule).
+
+    `run_seed_steps`: a resumed run's own seed steps (see config.make_schedule).
 
     With `num_devices` > 1, `loop` (and `algo`) are one device's share of a data-parallel run
     (parallel.py): num_envs / D envs, buffer capacity / D, batch_size / D, gradients averaged over devices.
@@ -92,7 +94,7 @@ def build(args, num_devices: int = 1):
     if cfg.batch_size % num_devices:
         raise config.ConfigError(f"--batch_size {cfg.batch_size} must be divisible by the {num_devices} devices")
     episode_length = args.episode_length or envs.default_episode_length(args.action_repeat)
-    schedule = config.make_schedule(args, episode_length, cfg.horizon)
+    schedule = config.make_schedule(args, episode_length, cfg.horizon, run_seed_steps)
     env = envs.make_env(args.task, action_repeat=args.action_repeat, episode_length=episode_length)
     algo_class = {"tdmpc2": tdmpc2.TDMPC2, "tdmpc": tdmpc.TDMPC}[args.algo]
     algo = algo_class(dataclasses.replace(cfg, batch_size=cfg.batch_size // num_devices), env.obs_dim,
@@ -140,8 +142,11 @@ def train(args) -> str:
         except checkpoint.CheckpointError as e:
             _fail(str(e))
     render = _choose_render_backend() if args.capture_video and primary else None  # before mujoco's GL is used
+    # a resumed run keeps the seeding it started with, also where the default rule has changed since
+    run_seed_steps = ((resume.meta or {}).get("config", {}).get("schedule", {}).get("seed_steps")
+                      if resume is not None and args.seed_steps is None else None)
     try:
-        env, algo, loop, schedule = build(args, num_devices)
+        env, algo, loop, schedule = build(args, num_devices, run_seed_steps)
     except (ConfigError, UnknownTaskError) as e:
         _fail(str(e))
     par = parallel.Parallel(loop, args.num_seeds, devices)

@@ -83,3 +83,11 @@ def test_seed_steps_flag_overrides_the_rule():
 def test_budget_shorter_than_seeding_is_refused_with_the_numbers():
     with pytest.raises(config.ConfigError, match="8000 seed steps"):
         config.make_schedule(Args(num_envs=16, total_timesteps=16_000), 500, 3)
+
+
+def test_a_resumed_run_keeps_the_seed_steps_it_started_with():
+    args = Args(num_envs=16, total_timesteps=10**6)
+    assert config.make_schedule(args, 500, 3).seed_steps == 8000
+    assert config.make_schedule(args, 500, 3, run_seed_steps=2500).seed_steps == 2500  # a run from older code
+    explicit = Args(num_envs=16, total_timesteps=10**6, seed_steps=4000)
+    assert config.make_schedule(explicit, 500, 3, run_seed_steps=2500).seed_steps == 4000
