@@ -127,14 +127,26 @@ def _clean_json(value):
     return value
 
 
-def config_differences(saved_args: dict, args: dict) -> list[str]:
-    """Flags that differ between a saved run and this command (run-management flags excluded)."""
+def config_differences(saved_args: dict, args: dict, defaults: Optional[dict] = None) -> list[str]:
+    """Flags that differ between a saved run and this command (run-management flags excluded).
+
+    A flag the saved run does not know (added by a later version of this code) is no difference when this
+    command leaves it at its default (`defaults`, the flags' defaults: a new flag's default keeps the old
+    behaviour). A flag the saved run has and this code does not (since removed) always differs."""
+    defaults = {} if defaults is None else defaults
     diffs = []
     for name in sorted(set(saved_args) | set(args)):
         if name in RUN_MANAGEMENT_FLAGS:
             continue
+        if name not in saved_args and name in defaults and args.get(name) == defaults[name]:
+            continue
         old, new = saved_args.get(name, "<absent>"), args.get(name, "<absent>")
-        if old != new:
+        if name not in args:
+            diffs.append(f"--{name} {old} (saved) is not a flag of this version")
+        elif name not in saved_args:
+            diffs.append(f"--{name} {new} is new since the run was written (its default {defaults.get(name)} "
+                         "keeps the run's behaviour)")
+        elif old != new:
             diffs.append(f"--{name} {old} (saved) != {new}")
     return diffs
 
@@ -254,7 +266,7 @@ class ResumePoint(NamedTuple):
     meta: Optional[dict]
 
 
-def find_resume_point(run_dir: str, args: dict, keep: int) -> Optional[ResumePoint]:
+def find_resume_point(run_dir: str, args: dict, keep: int, defaults: Optional[dict] = None) -> Optional[ResumePoint]:
     """What `--resume` continues in `run_dir`: None when there is no run there yet (a new run starts).
 
     Raises CheckpointError (one line) when the run there has another config or its latest checkpoint
@@ -270,7 +282,7 @@ def find_resume_point(run_dir: str, args: dict, keep: int) -> Optional[ResumePoi
             saved_args = json.load(f)["args"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"--resume: cannot read {config_path} ({_one_line(e)})") from None
-    _check_same(saved_args, args, run_dir)
+    _check_same(saved_args, args, run_dir, defaults)
     if not has_checkpoints(run_dir):
         return ResumePoint(None, None)
     checkpointer = Checkpointer(run_dir, keep, create=False)
@@ -281,7 +293,7 @@ def find_resume_point(run_dir: str, args: dict, keep: int) -> Optional[ResumePoi
         meta = checkpointer.read_meta(step)
     finally:
         checkpointer.close()
-    _check_same(meta.get("config", {}).get("args", {}), args, f"checkpoint {checkpointer.path(step)}")
+    _check_same(meta.get("config", {}).get("args", {}), args, f"checkpoint {checkpointer.path(step)}", defaults)
     return ResumePoint(step, meta)
 
 
@@ -294,8 +306,8 @@ def check_devices(meta: Optional[dict], num_devices: int, where: str) -> None:
             f"resume with --num_devices {saved} (on a machine with at least {saved} devices)")
 
 
-def _check_same(saved_args: dict, args: dict, where: str) -> None:
-    diffs = config_differences(saved_args, args)
+def _check_same(saved_args: dict, args: dict, where: str, defaults: Optional[dict] = None) -> None:
+    diffs = config_differences(saved_args, args, defaults)
     if diffs:
         more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
         raise CheckpointError(
@@ -313,24 +325,41 @@ def has_checkpoints(run_dir: str) -> bool:
 
 
 def truncate_metrics(path: str, last_env_steps: int) -> list[dict]:
-    """Keep the metrics rows logged up to `last_env_steps` (what the checkpoint had seen); drop later rows
-    and any half-written line, rewriting the file atomically. Returns the kept rows."""
-    kept_lines, rows = [], []
+    """Keep the metrics rows logged up to `last_env_steps` (what the checkpoint had seen) and drop later rows,
+    rewriting the file atomically. Returns the kept rows.
+
+    Only a last line cut short by a kill (no newline at its end) is dropped silently. Any other line that is not
+    a JSON object with an `env_steps` (invalid UTF-8, a broken or `null` line), before the checkpoint's step, raises
+    CheckpointError naming its line number, and nothing is rewritten: no row is lost without a word."""
+    kept, rows = [], []
     if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                if not line.endswith("\n"):
-                    break  # a line cut by a kill
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    break
-                if row.get("env_steps", 0) > last_env_steps:
-                    break
-                kept_lines.append(line)
-                rows.append(row)
+        with open(path, "rb") as f:
+            lines = f.read().split(b"\n")
+        # the last piece has no newline: b"" when the file ends with one, else a line cut by a kill (dropped)
+        for number, raw in enumerate(lines[:-1], start=1):
+            row, why = _parse_row(raw)
+            if why is None and row["env_steps"] > last_env_steps:
+                break  # logged after the checkpoint: the continuation logs it again
+            if why is not None:
+                raise CheckpointError(
+                    f"--resume: {path} line {number} is damaged ({why}); repair or delete that line and resume again")
+            kept.append(raw + b"\n")
+            rows.append(row)
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.writelines(kept_lines)
+    with open(tmp, "wb") as f:
+        f.writelines(kept)
     os.replace(tmp, path)
     return rows
+
+
+def _parse_row(raw: bytes) -> tuple[Optional[dict], Optional[str]]:
+    """(row, None) for a metrics line, or (None, what is wrong with it)."""
+    try:
+        row = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, "not UTF-8"
+    except ValueError:
+        return None, "not JSON"
+    if not isinstance(row, dict) or not isinstance(row.get("env_steps"), int):
+        return None, "not a metrics row with env_steps"
+    return row, None

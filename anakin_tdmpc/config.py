@@ -82,7 +82,8 @@ class Args:
     eval_episodes: int = 10
     """episodes per evaluation, run in parallel with deterministic planning"""
     log_every: int = 10_000
-    """env steps between log lines / metrics.jsonl rows (one compiled chunk each)"""
+    """env steps between log lines / metrics.jsonl rows (one compiled chunk each; a chunk is never longer
+    than --eval_every or --checkpoint_every)"""
     run_dir: Optional[str] = None
     """output folder (default: runs/<task>__<algo>__<seed>__<time>)"""
     # planner overrides
@@ -145,6 +146,89 @@ class Args:
     """processes of a multi-process run (or JAX_NUM_PROCESSES)"""
     process_id: Optional[int] = None
     """this process's index in [0, num_processes) (or JAX_PROCESS_ID); only process 0 logs and renders"""
+
+
+_INT_TYPES, _FLOAT_TYPES = ("int", "Optional[int]"), ("float", "Optional[float]")
+
+
+def _numeric_fields() -> dict[str, str]:
+    """Args field -> "int" / "float" for the numeric flags."""
+    kinds = {}
+    for field in dataclasses.fields(Args):
+        kind = str(field.type)
+        if kind in _INT_TYPES:
+            kinds[field.name] = "int"
+        elif kind in _FLOAT_TYPES:
+            kinds[field.name] = "float"
+    return kinds
+
+
+def normalise_numeric_argv(argv: list[str]) -> list[str]:
+    """Checks every numeric flag's value on the command line before it is parsed -> argv, with integer flags
+    written in float notation (`--total_timesteps 1e6`, `2.0`) turned into plain integers when exact.
+
+    Raises ConfigError naming the flag and its value for a value that is not a number, a non-integer given to
+    an integer flag (`--batch_size 2.5`), a number that is not finite (`--lr nan`, `--utd inf`), or a flag
+    with no value."""
+    kinds, out, i = _numeric_fields(), [], 0
+    while i < len(argv):
+        token = argv[i]
+        name, value, inline = None, None, False
+        if token.startswith("--"):
+            flag, sep, rest = token[2:].partition("=")
+            if flag.replace("-", "_") in kinds:
+                name, inline = flag.replace("-", "_"), bool(sep)
+                if inline:
+                    value = rest
+                elif i + 1 < len(argv) and not (argv[i + 1].startswith("--") and not _is_number(argv[i + 1])):
+                    value = argv[i + 1]
+                else:
+                    raise ConfigError(f"--{name} needs a value")
+        if name is None:
+            out.append(token)
+            i += 1
+            continue
+        value = _check_number(name, kinds[name], value)
+        out += [f"--{name}={value}"] if inline else [token, value]
+        i += 1 if inline else 2
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_number(name: str, kind: str, text: str) -> str:
+    if text == "None":
+        return text  # an optional flag set back to its default
+    try:
+        number = float(text)
+    except ValueError:
+        raise ConfigError(f"--{name} expects {'an integer' if kind == 'int' else 'a number'}, got {text!r}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"--{name} must be a finite number, got {text!r}")
+    if kind == "float":
+        return text
+    try:
+        return str(int(text))
+    except ValueError:
+        pass
+    if number != int(number):
+        raise ConfigError(f"--{name} expects an integer, got {text!r}")
+    return str(int(number))  # 1e6 -> 1000000
+
+
+def check_finite(args: Args) -> None:
+    """Every numeric setting is a finite number (the CLI checks the command line; this covers Args built in
+    Python)."""
+    for name in _numeric_fields():
+        value = getattr(args, name)
+        if value is not None and (isinstance(value, bool) or not math.isfinite(value)):
+            raise ConfigError(f"--{name} must be a finite number, got {value!r}")
 
 
 def _domain(task: str) -> str:
@@ -263,7 +347,8 @@ def make_schedule(args: Args, episode_length: int, horizon: int, run_seed_steps:
     `run_seed_steps`: on --resume, the seed steps the run was started with; they stay the run's (unless
     --seed_steps is given) even where the default rule has changed since."""
     args = resolve_args(args)
-    for name in ("total_timesteps", "num_envs", "action_repeat", "eval_every", "log_every", "buffer_size"):
+    for name in ("total_timesteps", "num_envs", "action_repeat", "eval_every", "log_every", "buffer_size",
+                 "checkpoint_every"):
         if getattr(args, name) <= 0:
             raise ConfigError(f"--{name} must be positive, got {getattr(args, name)}")
     if args.eval_episodes < 0:
@@ -307,6 +392,8 @@ def make_schedule(args: Args, episode_length: int, horizon: int, run_seed_steps:
         seed_steps=seed_steps,
         pretrain_updates=seed_steps,
         updates_per_iter=int(round(updates)),
-        iters_per_chunk=max(1, args.log_every // env_per_iter),
+        # a chunk (one compiled call: no eval, checkpoint or Ctrl-C in between) spans at most the shortest of
+        # the log, eval and checkpoint periods, so none of them can stretch to the whole run
+        iters_per_chunk=max(1, min(args.log_every, args.eval_every, args.checkpoint_every) // env_per_iter),
         buffer_capacity=capacity,
     )

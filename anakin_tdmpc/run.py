@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from anakin_tdmpc import __version__
+
 
 def _fail(message: str, code: int = 2) -> None:
     print(f"error: {message}", file=sys.stderr)
@@ -116,6 +118,12 @@ def build(args, num_devices: int = 1, run_seed_steps: int | None = None):
 
 def train(args) -> str:
     """Run training for parsed `args`; returns the run dir."""
+    from anakin_tdmpc.config import ConfigError, check_finite
+
+    try:
+        check_finite(args)
+    except ConfigError as e:
+        _fail(str(e))
     _check_output_flags(args)
     from anakin_tdmpc import parallel
 
@@ -137,7 +145,8 @@ def train(args) -> str:
     resume = None  # checkpoint.ResumePoint with --resume when the run dir holds a run
     if args.resume:
         try:
-            resume = checkpoint.find_resume_point(args.run_dir, dataclasses.asdict(args), args.keep_checkpoints)
+            resume = checkpoint.find_resume_point(args.run_dir, dataclasses.asdict(args), args.keep_checkpoints,
+                                                  defaults=dataclasses.asdict(type(args)()))
             checkpoint.check_devices(resume and resume.meta, num_devices, f"the checkpoint in {args.run_dir}")
         except checkpoint.CheckpointError as e:
             _fail(str(e))
@@ -152,6 +161,7 @@ def train(args) -> str:
     par = parallel.Parallel(loop, args.num_seeds, devices)
     run_dir = args.run_dir or default_run_dir(args, same_time_everywhere=jax.process_count() > 1)
     config = {
+        "version": __version__,  # of the code that starts the run; a resumed run keeps its config.json
         "args": dataclasses.asdict(args),
         "algo_config": dataclasses.asdict(dataclasses.replace(algo.cfg, batch_size=algo.cfg.batch_size * num_devices)),
         "task": env.name,
@@ -172,6 +182,11 @@ def train(args) -> str:
         _fail(f"the training state needs {state_bytes / 2**30:.1f} GiB per device ({args.num_seeds} seed(s) x "
               f"{loop.num_envs} envs, buffer {loop.buffer_capacity:,} per device) but a {devices[0].platform} device "
               f"has {limit / 2**30:.1f} GiB; lower --buffer_size, --num_seeds or --num_envs, or add devices")
+    if primary:
+        try:  # held until this process ends (a crash included): one process per run dir
+            lock_run_dir(run_dir)
+        except RunDirBusy as e:
+            _fail(str(e))
     restored = None  # (carry, checkpoint meta) when resuming from a checkpoint
     if resume is not None and resume.step is not None:
         reader = checkpoint.Checkpointer(run_dir, args.keep_checkpoints, create=False)
@@ -187,7 +202,10 @@ def train(args) -> str:
         if primary:
             prepare_run_dir(run_dir, config)
     elif primary:  # drop the rows logged after the checkpoint: the continuation logs them again
-        rows = checkpoint.truncate_metrics(os.path.join(run_dir, "metrics.jsonl"), resume.step or 0)
+        try:
+            rows = checkpoint.truncate_metrics(os.path.join(run_dir, "metrics.jsonl"), resume.step or 0)
+        except checkpoint.CheckpointError as e:
+            _fail(str(e))
     host = dict(restored[1]["host"]) if restored else {}
     tracker = None
     if args.track and primary:
@@ -219,8 +237,9 @@ def train(args) -> str:
     checkpointer = checkpoint.Checkpointer(run_dir, args.keep_checkpoints)
     if restored:
         carry = restored[0]
-        log.message(f"resuming from {checkpointer.path(resume.step)} (env step {resume.step:,}); "
-                    f"metrics.jsonl keeps its first {len(rows)} rows")
+        written_by = restored[1].get("config", {}).get("version", "an unversioned one")
+        log.message(f"resuming from {checkpointer.path(resume.step)} (env step {resume.step:,}, written by version "
+                    f"{written_by}; this is {__version__}); metrics.jsonl keeps its first {len(rows)} rows")
     else:
         if resume is not None:
             log.message(f"--resume: {run_dir} has no checkpoint yet; starting its run over")
@@ -258,8 +277,19 @@ def train(args) -> str:
         state = {"iters_done": iters_done, "updates": updates, "next_eval": next_eval, "last_eval": last_eval,
                  "last_eval_std": last_eval_std, "time": time.time() - t_start,
                  "wandb_id": tracker.id if tracker else host.get("wandb_id")}
-        checkpointer.save(env_steps, par.saved_view(carry), state, config)
+        try:
+            checkpointer.save(env_steps, par.saved_view(carry), state, config)
+        except Exception as e:  # noqa: BLE001 - disk full, quota, I/O error: stop with one line
+            raise _OutputError(f"could not save the checkpoint of env step {env_steps:,} "
+                               f"({checkpoint._one_line(e)})") from e
         saved_step = env_steps
+
+    def log_row(row):
+        try:
+            log.log(row)
+        except OSError as e:
+            raise _OutputError(f"could not write metrics.jsonl at env step {row['env_steps']:,} "
+                               f"({e.strerror or e})") from e
 
     def draw_curves():
         nonlocal curves_ok
@@ -275,12 +305,12 @@ def train(args) -> str:
     try:
         with _Interrupt(log) as interrupt:
             while True:
-                if interrupt.requested:  # Ctrl-C: save the last completed chunk's carry, then stop
+                if interrupt.requested:  # a stop signal: save the last completed chunk's carry, then stop
                     if saved_step != env_steps:
                         save_checkpoint()
-                    exit_code = 130
-                    exit_message = (f"interrupted at env step {env_steps:,}; saved {checkpointer.path(env_steps)}; "
-                                    f"continue with --resume --run_dir {run_dir}")
+                    exit_code = interrupt.exit_code
+                    exit_message = (f"stopped by {signal.Signals(interrupt.signum).name} at env step {env_steps:,}; "
+                                    f"saved {checkpointer.path(env_steps)}; continue with --resume --run_dir {run_dir}")
                     break
                 if iters_done >= schedule.total_iters:
                     break
@@ -313,7 +343,7 @@ def train(args) -> str:
                 if not bad and not report.replicas_equal:
                     bad = "the agent's parameters differ between devices (data-parallel replicas out of step)"
                 if bad:  # stop without saving the bad state: the last checkpoint stays the last good one
-                    log.log(row)
+                    log_row(row)
                     exit_code = DIVERGED_EXIT_CODE
                     exit_message = f"training diverged at env step {env_steps:,}: {bad}; " + (
                         f"the last good checkpoint is {checkpointer.path(saved_step)}" if saved_step is not None
@@ -332,7 +362,7 @@ def train(args) -> str:
                     row["eval/time"] = time.time() - t_eval
                     while next_eval <= env_steps:
                         next_eval += args.eval_every
-                log.log(row)
+                log_row(row)
                 rows.append(row)
                 if tracker:
                     tracker.log(row)
@@ -350,6 +380,10 @@ def train(args) -> str:
                         next_checkpoint += args.checkpoint_every
         if exit_code == 0 and saved_step != env_steps:
             save_checkpoint()  # e.g. a run resumed from a checkpoint older than its end
+    except _OutputError as e:
+        exit_code = OUTPUT_ERROR_EXIT_CODE
+        exit_message = f"{e}; " + (f"the last complete checkpoint is {checkpointer.path(saved_step)}"
+                                   if saved_step is not None else "no checkpoint was saved")
     except BaseException:
         exit_code = exit_code or 1
         raise
@@ -358,12 +392,14 @@ def train(args) -> str:
             recorder.close()
         if tracker:
             tracker.finish(exit_code)
-        checkpointer.close()
+        with _quiet_on_full_disk(exit_code):
+            checkpointer.close()
         if exit_code:
-            log.close()
-    if exit_code == 130:
+            with _quiet_on_full_disk(exit_code):
+                log.close()
+    if exit_code > 128:  # stopped by a signal, checkpoint saved
         print(exit_message, file=sys.stderr)
-        raise SystemExit(130)
+        raise SystemExit(exit_code)
     if exit_code:
         _fail(exit_message, exit_code)
     if primary and (not rows or not os.path.exists(os.path.join(run_dir, "curves.png"))):
@@ -386,6 +422,79 @@ def train(args) -> str:
     return run_dir
 
 
+OUTPUT_ERROR_EXIT_CODE = 4
+"""Exit code when the run's outputs could not be written (disk full, quota, I/O error) after training began."""
+
+
+class _OutputError(Exception):
+    """A checkpoint or metrics row that could not be written; the message is one line."""
+
+
+class _quiet_on_full_disk:
+    """After an output error, closing files may fail the same way: keep that from hiding the one-line error."""
+
+    def __init__(self, exit_code: int):
+        self.exit_code = exit_code
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        return self.exit_code == OUTPUT_ERROR_EXIT_CODE and kind is not None and issubclass(kind, OSError)
+
+
+class RunDirBusy(Exception):
+    """Another live process holds the run dir's lock."""
+
+
+_LOCKS = []  # open lock files of this process: the locks live as long as the process
+
+
+def lock_run_dir(run_dir: str) -> None:
+    """Take `<run_dir>/.lock` (an exclusive `flock`, created with the folder if needed) for the rest of this
+    process, or raise RunDirBusy naming the holder. The kernel drops the lock when its holder exits, however it
+    exits, so a lock file left by a dead process never blocks a `--resume`."""
+    import fcntl
+
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, ".lock")
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise RunDirBusy(f"run dir {run_dir} is in use by another process (pid {holder}); wait for it to end or "
+                         "choose another --run_dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    _LOCKS.append(handle)
+
+
+def check_run_dir_writable(run_dir: str) -> None:
+    """Refuse (one `error:` line, exit 2) a run dir that could not be created or written, before anything is
+    loaded: a file where it or a parent folder should be, no permission, a read-only filesystem. Creates
+    nothing: a temporary file in the nearest existing folder is written and removed."""
+    import tempfile
+
+    path = os.path.abspath(run_dir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        _fail(f"run dir {run_dir} exists and is not a folder")
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        _fail(f"cannot create run dir {run_dir}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        _fail(f"cannot write run dir {run_dir}: {existing}: {e.strerror or e}")
+
+
 def _check_output_flags(args) -> None:
     """The output / resume flags, checked before anything is built or written."""
     if args.checkpoint_every <= 0:
@@ -396,6 +505,7 @@ def _check_output_flags(args) -> None:
         _fail("--resume needs --run_dir, the run to continue")
     if args.track and not args.wandb_project.strip():
         _fail("--wandb_project must not be empty")
+    check_run_dir_writable(args.run_dir or "runs")
 
 
 def _choose_render_backend():
@@ -407,27 +517,50 @@ def _choose_render_backend():
     return choose_backend(prefer_gpu=jax.default_backend() == "gpu")
 
 
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR1")
+"""Signals that stop a run cleanly: Ctrl-C, what SLURM / Kubernetes / cloud preemption send, SLURM's
+`--signal` warning. The running chunk finishes, a checkpoint is saved, the exit code is 128 + the signal's
+number (130, 143, 138)."""
+
+
 class _Interrupt:
-    """Ctrl-C while training: finish the running chunk, save a checkpoint, exit 130 (a second Ctrl-C stops
-    at once). Installed only for the chunk loop, and only in the main thread."""
+    """A stop signal while training (STOP_SIGNALS): finish the running chunk, save a checkpoint, exit with
+    128 + the first signal's number. A second Ctrl-C stops at once; repeated SIGTERM / SIGUSR1 (a scheduler's
+    warning followed by its stop) keep waiting for the save. Installed only for the chunk loop, and only in
+    the main thread."""
 
     def __init__(self, log):
-        self.log, self.requested, self._previous = log, False, None
+        self.log, self.signum, self._previous = log, None, {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.signum)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for name in STOP_SIGNALS:
+                if hasattr(signal, name):
+                    sig = getattr(signal, name)
+                    self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        self.log.message("interrupt: saving a checkpoint after this chunk (Ctrl-C again to stop at once)")
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        self.signum = signum
+        name = signal.Signals(signum).name
+        self.log.message(f"{name}: saving a checkpoint after this chunk"
+                         + (" (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""))
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
         return False
 
 
@@ -440,10 +573,16 @@ def parse_args(argv=None):
 
     from anakin_tdmpc.config import Args
 
+    from anakin_tdmpc.config import ConfigError, normalise_numeric_argv
+
+    try:
+        argv = normalise_numeric_argv(list(sys.argv[1:] if argv is None else argv))
+    except ConfigError as e:
+        _fail(str(e))
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):
-            return tyro.cli(Args, args=argv, use_underscores=True)
+            return tyro.cli(Args, args=argv, use_underscores=True, prog="python -m anakin_tdmpc.run")
     except SystemExit as e:
         if not e.code:  # --help
             sys.stderr.write(captured.getvalue())

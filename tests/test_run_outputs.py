@@ -18,7 +18,8 @@ from test_cli import TINY
 WALL_CLOCK = ("sps", "time", "eval/time")
 FAKE_KEY = "f" * 8 + "0123456789abcdef0123456789abcdef"  # must never show up in outputs
 RUN = "import sys; from anakin_tdmpc.run import main; main(sys.argv[1:])"
-# a training process that SIGKILLs itself right after metrics.jsonl got its row for env step KILL_AT
+# a training process that sends itself KILL_SIGNAL (default SIGKILL) right after metrics.jsonl got its row for
+# env step KILL_AT
 KILLED_RUN = """
 import os, signal, sys
 from anakin_tdmpc import logger
@@ -26,8 +27,27 @@ log = logger.RunLogger.log
 def log_then_die(self, row):
     log(self, row)
     if row["env_steps"] == int(os.environ["KILL_AT"]):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), getattr(signal, os.environ.get("KILL_SIGNAL", "SIGKILL")))
 logger.RunLogger.log = log_then_die
+from anakin_tdmpc.run import main
+main(sys.argv[1:])
+"""
+# a training process whose disk fills up: the checkpoint save of env step FULL_AT (CHECKPOINT) or the metrics
+# row of that step (METRICS) fails with ENOSPC
+DISK_FULL_RUN = """
+import errno, os, sys
+from anakin_tdmpc import checkpoint, logger
+at, what = int(os.environ["FULL_AT"]), os.environ["FULL_WHAT"]
+write_raw, log = checkpoint.Checkpointer.write_raw, logger.RunLogger.log
+def full_write_raw(self, step, arrays, meta):
+    if what == "CHECKPOINT" and step == at:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return write_raw(self, step, arrays, meta)
+def full_log(self, row):
+    if what == "METRICS" and row["env_steps"] == at:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return log(self, row)
+checkpoint.Checkpointer.write_raw, logger.RunLogger.log = full_write_raw, full_log
 from anakin_tdmpc.run import main
 main(sys.argv[1:])
 """
@@ -93,16 +113,22 @@ def runs(tmp_path_factory):
     os.makedirs(environ["WANDB_DIR"])
     args = TINY + ["--checkpoint_every", "160"]
     out = dict(base=base, environ=environ, args=args)
-    dirs = {name: str(base / name) for name in ("reference", "killed", "damaged", "mismatch", "nan")}
+    dirs = {name: str(base / name) for name in ("reference", "killed", "damaged", "mismatch", "nan", "terminated",
+                                                 "full_checkpoint", "full_metrics")}
     out.update(dirs)
 
     # the reference: uninterrupted, with videos and wandb (neither may change the metrics); it fills the
     # compilation cache, so the other runs only trace
     out["reference_run"] = cli(args + ["--run_dir", dirs["reference"], "--capture_video", "--track"], environ)
     assert out["reference_run"].returncode == 0, out["reference_run"].stderr[-3000:]
-    # the same config, SIGKILLed after the row of env step 400 (checkpoints at 160 and 320 exist)
-    kill = cli(args + ["--run_dir", dirs["killed"]], environ, code=KILLED_RUN, KILL_AT="400")
+    # the same config, SIGKILLed after the row of env step 400 (checkpoints at 160 and 320 exist); and
+    # SIGTERMed there (preemption), side by side
+    killing = start(args + ["--run_dir", dirs["killed"]], environ, code=KILLED_RUN, KILL_AT="400")
+    terminating = start(args + ["--run_dir", dirs["terminated"]], environ, code=KILLED_RUN, KILL_AT="400",
+                        KILL_SIGNAL="SIGTERM")
+    kill, out["terminated_run"] = finish(killing), finish(terminating)
     assert kill.returncode == -9, kill.stderr[-3000:]
+    out["steps_at_term"] = steps(dirs["terminated"])
     out["rows_at_kill"], out["steps_at_kill"] = metrics(dirs["killed"]), steps(dirs["killed"])
     for name in ("damaged", "mismatch", "nan"):
         shutil.copytree(dirs["killed"], dirs[name])
@@ -120,6 +146,11 @@ def runs(tmp_path_factory):
         "mismatch_run": start(args + ["--run_dir", dirs["mismatch"], "--resume", "--seed", "2"], environ),
         "no_run_dir": start(TINY + ["--resume"], environ),
         "nan_run": start(args + ["--run_dir", dirs["nan"], "--resume"], environ),
+        "terminated_resumed": start(args + ["--run_dir", dirs["terminated"], "--resume"], environ),
+        "full_checkpoint_run": start(args + ["--run_dir", dirs["full_checkpoint"]], environ, code=DISK_FULL_RUN,
+                                     FULL_AT="320", FULL_WHAT="CHECKPOINT"),
+        "full_metrics_run": start(args + ["--run_dir", dirs["full_metrics"]], environ, code=DISK_FULL_RUN,
+                                  FULL_AT="400", FULL_WHAT="METRICS"),
     }
     out.update({name: finish(process) for name, process in processes.items()})
     return out
@@ -139,6 +170,39 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(runs):
     assert without_wall_clock(runs["rows_at_kill"]) == expected[:5]
     assert steps(runs["killed"]) == [160, 320, 480] and steps(runs["reference"]) == [160, 320, 480]
     assert not glob.glob(os.path.join(runs["killed"], "checkpoints", "*tmp*"))
+
+
+def test_sigterm_saves_a_checkpoint_and_resumes_exactly(runs):
+    """Preemption: SIGTERM after the row of env step 400 -> the chunk ends, a checkpoint at 400 is saved, exit
+    143 with one line saying how to continue; --resume then writes the uninterrupted run's metrics."""
+    term = runs["terminated_run"]
+    assert term.returncode == 143, term.stderr[-3000:]
+    assert runs["steps_at_term"] == [160, 320, 400]
+    last = term.stderr.strip().splitlines()[-1]
+    assert last.startswith("stopped by SIGTERM at env step 400;") and "--resume --run_dir" in last
+    resumed = runs["terminated_resumed"]
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "checkpoints/400" in "".join(resumed.stderr.split())
+    assert without_wall_clock(metrics(runs["terminated"])) == without_wall_clock(metrics(runs["reference"]))
+
+
+@pytest.mark.parametrize("what", ["checkpoint", "metrics"])
+def test_disk_full_is_one_line_and_keeps_the_last_complete_checkpoint(runs, what):
+    run, run_dir = runs[f"full_{what}_run"], runs[f"full_{what}"]
+    assert run.returncode == 4, run.stderr[-3000:]
+    err = run.stderr.strip().splitlines()
+    expected = {"checkpoint": "error: could not save the checkpoint of env step 320",
+                "metrics": "error: could not write metrics.jsonl at env step 400"}[what]
+    assert err[-1].startswith(expected) and "No space left on device" in err[-1], err[-3:]
+    assert not any("Traceback" in line for line in err)
+    kept = {"checkpoint": [160], "metrics": [160, 320]}[what]
+    assert steps(run_dir) == kept and err[-1].endswith(os.path.join(run_dir, "checkpoints", str(kept[-1])))
+    from anakin_tdmpc.checkpoint import Checkpointer
+
+    reader = Checkpointer(run_dir, create=False)  # the kept checkpoint is complete: its bytes match its hash
+    meta = reader.read_meta(kept[-1])
+    assert len(reader.read_arrays(kept[-1], meta)) == len(meta["manifest"])
+    reader.close()
 
 
 def test_summary_table_and_curves(runs):

@@ -80,7 +80,8 @@ TASK_SOURCES: dict[str, str] = {
 _DOMAIN_ALIASES: dict[str, str] = {"ball-in-cup-catch": "cup-catch"}
 
 _GYM_PREFIX = "dm_control/"
-_VERSION_SUFFIX = re.compile(r"-v\d+$")
+_VERSION_SUFFIX = re.compile(r"-v(\d+)$")
+_VERSIONS = ("0",)  # the gymnasium/shimmy version of every DMC task
 
 
 class UnknownTaskError(ValueError):
@@ -111,9 +112,14 @@ def canonical_task_name(name: str) -> str:
     """Returns the canonical TD-MPC2 name of ``name``.
 
     Raises:
-        UnknownTaskError: if ``name`` is not a supported task; the one-line
-            message lists the valid canonical names.
+        UnknownTaskError: if ``name`` is not a supported task, or names a version other than ``-v0``; the
+            one-line message lists the valid canonical names.
     """
+    version = _VERSION_SUFFIX.search(name.strip()) if isinstance(name, str) else None
+    if version and version.group(1) not in _VERSIONS:
+        known = _LOOKUP.get(_normalise(name))
+        hint = f"; {known} exists as -v0" if known else ""
+        raise UnknownTaskError(f"unknown task version {name!r}: only -v0 exists{hint}")
     canonical = _LOOKUP.get(_normalise(name)) if isinstance(name, str) else None
     if canonical is None:
         valid = ", ".join(sorted(TASK_SOURCES))
