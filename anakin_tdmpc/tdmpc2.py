@@ -91,6 +91,27 @@ def planner_iterations(cfg: TDMPC2Config, action_dim: int) -> int:
     return cfg.iterations + 2 * int(action_dim >= 20)
 
 
+def consistency_loss(pred: list, target: jax.Array, rho: jax.Array) -> jax.Array:
+    """(1 / H) sum_t rho^t mean((pred_t - target_t)^2): predicted latents z_1..z_H (a list) against the encoded
+    next observations [H, B, L]; `rho` holds rho^t."""
+    total = 0.0
+    for t, z in enumerate(pred):
+        total = total + rho[t] * jnp.mean((z - target[t]) ** 2)
+    return total / len(pred)
+
+
+def next_scale(scale: jax.Array, lo: jax.Array, hi: jax.Array, tau: float) -> jax.Array:
+    """The policy loss's running Q scale: an EMA (rate tau) of max(1, P95 - P5) of Q at the first step."""
+    return scale + tau * (jnp.maximum(hi - lo, 1.0) - scale)
+
+
+def policy_loss(q: jax.Array, scaled_entropy: jax.Array, scale: jax.Array, entropy_coef: float,
+                rho: jax.Array) -> jax.Array:
+    """mean_t rho^t * mean_b -(entropy_coef * scaled_entropy + Q / scale) over q, scaled_entropy [H+1, B]."""
+    objective = entropy_coef * scaled_entropy + q / scale
+    return jnp.mean(-objective.mean(-1) * rho)
+
+
 class AgentState(NamedTuple):
     params: Any  # {"encoder", "dynamics", "reward", "pi", "qs" (stacked ensemble)}
     target_qs: Any  # Polyak-averaged copy of params["qs"]
@@ -279,6 +300,12 @@ class TDMPC2:
 
     # ------------------------------------------------------------------------------ learning
 
+    def td_target(self, params, target_qs, next_z: jax.Array, reward: jax.Array, rng: jax.Array) -> jax.Array:
+        """r + discount * min of two random target Qs at (z', pi(z')), for next latents [H, B, L], rewards [H, B]."""
+        k_tpi, k_tq = jax.random.split(rng)
+        next_a, _, _ = self.pi(params["pi"], next_z, k_tpi)
+        return reward + self.discount * self.q_two(target_qs, next_z, next_a, k_tq, "min")
+
     def update(self, agent: AgentState, batch, rng: jax.Array):
         """One gradient step on a batch of sequences: obs [H+1, B, D], action [H, B, A], reward [H, B]."""
         cfg, H = self.cfg, self.cfg.horizon
@@ -288,19 +315,16 @@ class TDMPC2:
 
         # targets: online encoder for the next latents, min of two random target Qs for the TD target
         next_z = jax.lax.stop_gradient(self.encode(params, batch.obs[1:]))
-        k_tpi, k_tq = jax.random.split(k_target)
-        next_a, _, _ = self.pi(params["pi"], next_z, k_tpi)
-        td_target = batch.reward + self.discount * self.q_two(agent.target_qs, next_z, next_a, k_tq, "min")
-        td_target = jax.lax.stop_gradient(td_target)
+        td_target = jax.lax.stop_gradient(self.td_target(params, agent.target_qs, next_z, batch.reward, k_target))
 
         def model_loss(model_params):
             p = {**params, **model_params}
             z = self.encode(p, batch.obs[0])
-            zs, consistency = [z], 0.0
+            zs = [z]
             for t in range(H):
                 z = self.next(p, z, batch.action[t])
-                consistency = consistency + rho[t] * jnp.mean((z - next_z[t]) ** 2)
                 zs.append(z)
+            consistency = consistency_loss(zs[1:], next_z, rho)
             zs = jnp.stack(zs)
             reward_ce = nets.soft_ce(
                 self.reward_logits(p, zs[:-1], batch.action), batch.reward, cfg.num_bins, cfg.vmin, cfg.vmax
@@ -308,7 +332,6 @@ class TDMPC2:
             q_ce = nets.soft_ce(
                 self.q_all(p["qs"], zs[:-1], batch.action, k_dropout), td_target[None], cfg.num_bins, cfg.vmin, cfg.vmax
             )  # [num_q, H, B]
-            consistency = consistency / H
             reward_loss = jnp.sum(rho[:H] * reward_ce.mean(-1)) / H
             value_loss = jnp.sum(rho[:H] * q_ce.mean(-1).sum(0)) / (H * cfg.num_q)
             total = cfg.consistency_coef * consistency + cfg.reward_coef * reward_loss + cfg.value_coef * value_loss
@@ -332,9 +355,8 @@ class TDMPC2:
             q = self.q_two(params["qs"], zs, a, k_pick, "avg", k_qdrop)  # [H+1, B]
             lo, hi = jnp.percentile(jax.lax.stop_gradient(q[0]), jnp.array([5.0, 95.0]))
             lo, hi = nets.device_mean((lo, hi), self.axis_name)
-            scale = scale + cfg.scale_tau * (jnp.maximum(hi - lo, 1.0) - scale)
-            objective = cfg.entropy_coef * scaled_entropy + q / scale
-            return jnp.mean(-objective.mean(-1) * rho), (scale, scaled_entropy.mean())
+            scale = next_scale(scale, lo, hi, cfg.scale_tau)
+            return policy_loss(q, scaled_entropy, scale, cfg.entropy_coef, rho), (scale, scaled_entropy.mean())
 
         (pi_value, (scale, entropy)), pi_grads = jax.value_and_grad(pi_loss, has_aux=True)(params["pi"], agent.scale)
         pi_grads = nets.device_mean(pi_grads, self.axis_name)

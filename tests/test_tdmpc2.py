@@ -207,3 +207,60 @@ def test_policy_loss_reads_the_q_ensemble_with_dropout_and_targets_without():
     no_dropout = TDMPC2(dataclasses.replace(TINY, dropout=0.0), 5, 2, 500)
     np.testing.assert_allclose(no_dropout.q_two(qs, z, a, jax.random.key(5), "avg", jax.random.key(6)),
                                no_dropout.q_two(qs, z, a, jax.random.key(5), "avg"), rtol=1e-6)
+
+
+# ------------------------------------------------------------------- losses by hand, on fixed weights
+
+
+def _q_at_bins(q_params, bins_per_member):
+    """Q-ensemble params whose member m outputs (whatever its input) all its mass at bin bins_per_member[m]: the
+    last layer's kernel zero, its bias +60 there, so the scalar is symexp(bin centre)."""
+    last = q_params["Dense_0"]
+    bias = np.zeros(last["bias"].shape, np.float32)
+    for m, k in enumerate(bins_per_member):
+        bias[m, k] = 60.0
+    return {**q_params, "Dense_0": {"kernel": jnp.zeros_like(last["kernel"]), "bias": jnp.asarray(bias)}}
+
+
+def test_td_target_is_reward_plus_discounted_min_of_two_target_qs():
+    cfg = dataclasses.replace(TINY, num_q=2)
+    algo = TDMPC2(cfg, 5, 2, 500)  # discount 0.99
+    agent = algo.init(jax.random.key(0))
+    # bins are 0.2 apart over [-10, 10] in symlog space: bin 60 -> symlog 2 -> e^2 - 1; bin 55 -> e^1 - 1
+    target_qs = _q_at_bins(agent.target_qs, [60, 55])
+    reward = jnp.array([[0.5, -1.0], [2.0, 0.0], [0.0, 3.0]])  # [H, B]
+    next_z = jax.random.normal(jax.random.key(1), (3, 2, 16))
+    td = algo.td_target(agent.params, target_qs, next_z, reward, jax.random.key(2))
+    np.testing.assert_allclose(td, np.asarray(reward) + 0.99 * (np.e - 1), rtol=1e-5)
+    # three members: the min of the two the key picks, whichever they are
+    algo3 = TDMPC2(dataclasses.replace(TINY, num_q=3), 5, 2, 500)
+    qs3 = _q_at_bins(algo3.init(jax.random.key(0)).target_qs, [60, 55, 70])
+    values = [np.e**2 - 1, np.e - 1, np.e**4 - 1]
+    pair_mins = {min(values[i], values[j]) for i in range(3) for j in range(i + 1, 3)}
+    for seed in range(6):
+        td = np.asarray(algo3.td_target(agent.params, qs3, next_z, reward, jax.random.key(seed)))
+        (q,) = {round(float(x), 3) for x in ((td - np.asarray(reward)) / 0.99).ravel()}
+        assert any(abs(q - m) < 1e-3 for m in pair_mins), (q, pair_mins)
+
+
+def test_consistency_loss_weights_each_step_by_rho():
+    from anakin_tdmpc.tdmpc2 import consistency_loss
+
+    rho = 0.5 ** jnp.arange(4, dtype=jnp.float32)
+    target = jnp.zeros((3, 2, 2))
+    pred = [jnp.full((2, 2), 1.0), jnp.full((2, 2), 2.0), jnp.array([[3.0, 0.0], [0.0, 0.0]])]
+    # step errors (mean of squares): 1, 4, 9/4; weighted 1 + 0.5 * 4 + 0.25 * 2.25 = 3.5625; over H = 3
+    assert float(consistency_loss(pred, target, rho)) == pytest.approx(3.5625 / 3)
+
+
+def test_policy_loss_and_running_scale_by_hand():
+    from anakin_tdmpc.tdmpc2 import next_scale, policy_loss
+
+    # P95 - P5 = 30 -> the scale moves 1% of the way from 2 towards 30; below 1 the spread counts as 1
+    assert float(next_scale(jnp.float32(2.0), jnp.float32(-10.0), jnp.float32(20.0), 0.01)) == pytest.approx(2.28)
+    assert float(next_scale(jnp.float32(2.0), jnp.float32(0.0), jnp.float32(0.5), 0.01)) == pytest.approx(1.99)
+    q = jnp.array([[4.0, 8.0], [2.0, 2.0]])  # [H+1 = 2, B = 2]
+    entropy = jnp.array([[1.0, 3.0], [0.0, 10.0]])
+    rho = jnp.array([1.0, 0.5])
+    # step 0: -(0.1 * 2 + 6 / 2) = -3.2; step 1: -(0.1 * 5 + 2 / 2) = -1.5, x 0.5; mean over steps
+    assert float(policy_loss(q, entropy, jnp.float32(2.0), 0.1, rho)) == pytest.approx((-3.2 - 0.75) / 2)
