@@ -17,7 +17,16 @@ def _spd(key, batch, n):
 
 
 def test_installed_on_import_of_envs():
-    assert cpu_cholesky.install()  # already in place: importing anakin_tdmpc.envs installs it
+    """Importing anakin_tdmpc.envs put the chunked lowering in place: a batch above the chunk size lowers to a
+    loop over chunks (lax.map: a while loop), one below it to the plain LAPACK call."""
+    def lowered(batch):
+        return jax.jit(jp.linalg.cholesky).lower(jax.ShapeDtypeStruct((batch, 22, 22), jp.float32)).as_text()
+
+    assert 256 * 22 * 22 > cpu_cholesky.CHUNK_ELEMENTS > 16 * 22 * 22
+    big, small = lowered(256), lowered(16)
+    assert "stablehlo.while" in big and "stablehlo.while" not in small
+    assert "lapack_spotrf" in big and "lapack_spotrf" in small
+    assert cpu_cholesky.install()  # and installing again keeps it
 
 
 def test_chunked_batch_equals_one_matrix_at_a_time():

@@ -83,11 +83,24 @@ def test_make_env_rejects_invalid_lengths(kwargs):
     assert "\n" not in str(info.value)
 
 
+# (observation size, action size) of each task as the official trainer sees it: dm_control's suite.load, the
+# observation dict flattened (read from dm_control 1.0.50)
+DM_CONTROL_SPECS = {
+    "acrobot-swingup": (6, 1), "acrobot-swingup-sparse": (6, 1), "cartpole-balance": (5, 1),
+    "cartpole-balance-sparse": (5, 1), "cartpole-swingup": (5, 1), "cartpole-swingup-sparse": (5, 1),
+    "cheetah-run": (17, 6), "cup-catch": (8, 2), "finger-spin": (9, 2), "finger-turn-easy": (12, 2),
+    "finger-turn-hard": (12, 2), "fish-swim": (24, 5), "hopper-hop": (15, 4), "hopper-stand": (15, 4),
+    "humanoid-run": (67, 21), "humanoid-stand": (67, 21), "humanoid-walk": (67, 21), "pendulum-swingup": (3, 1),
+    "point_mass-easy": (4, 2), "reacher-easy": (6, 2), "reacher-hard": (6, 2), "swimmer-swimmer6": (25, 5),
+    "walker-run": (24, 6), "walker-stand": (24, 6), "walker-walk": (24, 6),
+}
+
+
 @pytest.mark.parametrize("task", sorted(TASKS))
-def test_every_task_loads(task):
+def test_every_task_loads_with_dm_controls_sizes(task):
     env = make_env(task)
-    assert env.obs_dim > 0 and env.action_dim > 0
-    assert env.name == task
+    assert (env.obs_dim, env.action_dim) == DM_CONTROL_SPECS[task]
+    assert env.name == task and env.action_repeat == 2 and env.episode_length == 500
 
 
 # ------------------------------------------------------------------- rollout

@@ -331,4 +331,8 @@ def test_runs_in_fused_loop(task):
     carry, stats = loop.chunk(loop.init(jax.random.key(0)), jnp.int32(3))
     stats = jax.device_get(stats)
     assert np.all(np.isfinite(jax.device_get(carry.env_state.obs)))
+    # 2 envs: iterations 1-2 seed (4 agent steps), the second ends with the 4 pretraining updates; the third
+    # runs utd x N = 2 updates; no episode (8 steps) has ended yet
+    assert int(carry.agent_steps) == 6 and int(stats.num_updates) == 4 + 2 and int(stats.episodes) == 0
+    assert all(np.isfinite(v) for v in jax.tree.leaves(stats.update_sums))
     assert env.name == task
