@@ -126,6 +126,9 @@ def test_tiny_run_writes_config_and_metrics(algo, tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert run_main(argv + ["--run_dir", str(run_dir), "--task", "dm_control/cartpole-balance-v0"]) == 0
     config = json.loads((run_dir / "config.json").read_text())
+    from anakin_tdmpc import __version__
+
+    assert config["version"] == __version__ != "unknown"
     assert config["args"]["algo"] == algo and config["env"]["action_repeat"] == 2
     assert config["task"] == "cartpole-balance" and config["env"]["episode_length"] == 20
     assert config["algo_config"]["latent_dim"] == 16 and config["schedule"]["updates_per_iter"] == 4

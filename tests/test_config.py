@@ -91,3 +91,12 @@ def test_a_resumed_run_keeps_the_seed_steps_it_started_with():
     assert config.make_schedule(args, 500, 3, run_seed_steps=2500).seed_steps == 2500  # a run from older code
     explicit = Args(num_envs=16, total_timesteps=10**6, seed_steps=4000)
     assert config.make_schedule(explicit, 500, 3, run_seed_steps=2500).seed_steps == 4000
+
+
+def test_a_chunk_never_spans_more_than_the_eval_or_checkpoint_period():
+    # 16 envs x action repeat 2 = 32 env steps per iteration
+    schedule = lambda **kw: config.make_schedule(Args(num_envs=16, total_timesteps=10**6, **kw), 500, 3)  # noqa: E731
+    assert schedule().iters_per_chunk == 10_000 // 32  # --log_every decides by default
+    assert schedule(log_every=10**9).iters_per_chunk == 100_000 // 32  # not the whole run: the eval period
+    assert schedule(log_every=10**9, eval_every=50_000, checkpoint_every=3200).iters_per_chunk == 100
+    assert schedule(log_every=8).iters_per_chunk == 1
