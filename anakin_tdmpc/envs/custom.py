@@ -46,6 +46,7 @@ from mujoco_playground._src import reward as rewards
 from mujoco_playground._src.dm_control_suite import ball_in_cup, cheetah, common, hopper, pendulum, reacher, walker
 
 from anakin_tdmpc.envs.base import refresh_position_velocity
+from anakin_tdmpc.envs.suite import Walker
 
 _INF = float("inf")
 
@@ -71,19 +72,12 @@ def observe_after_step(cls):
 # ----------------------------------------------------------------------------- walker
 
 
-@observe_after_step
-class WalkerBackwards(walker.PlanarWalker):
+class WalkerBackwards(Walker):
     """Walker walk/run backwards: the move reward asks for ``x`` velocity <= -move_speed.
 
-    The observation is dm_control's: playground's walker observes the torso's ``zz`` as "height" where
-    dm_control observes the torso's height ``z``.
+    Everything else is our dm_control walker's (``suite.Walker``: the torso's height observed, observation and
+    reward of the state after the step).
     """
-
-    def _get_obs(self, data, info):
-        del info
-        torso = self.mj_model.body("torso").id
-        orientations = data.xmat[1:, 0, jp.array([0, 2])].ravel()
-        return jp.concatenate([orientations, data.xpos[torso, 2:3], data.qvel])
 
     def _get_move_reward(self, data, action, info, metrics):
         stand_reward = self._get_stand_reward(data, action, info, metrics)

@@ -42,13 +42,13 @@ TASKS: dict[str, str] = {
     "reacher-easy": "ReacherEasy",
     "reacher-hard": "ReacherHard",
     "swimmer-swimmer6": "SwimmerSwimmer6",
-    "walker-run": "WalkerRun",
-    "walker-stand": "WalkerStand",
-    "walker-walk": "WalkerWalk",
 }
 """Canonical task name -> mujoco_playground ``dm_control_suite`` env name."""
 
 OUR_TASKS: dict[str, str] = {
+    "walker-stand": "suite",
+    "walker-walk": "suite",
+    "walker-run": "suite",
     "walker-walk-backwards": "custom",
     "walker-run-backwards": "custom",
     "cheetah-run-backwards": "custom",
@@ -67,8 +67,12 @@ OUR_TASKS: dict[str, str] = {
     "dog-trot": "dog",
     "dog-run": "dog",
 }
-"""Canonical task name -> module of ``anakin_tdmpc.envs`` holding our own MJX port
-(``custom``: TD-MPC2's custom tasks; ``quadruped``, ``dog``: dm_control's quadruped and dog)."""
+"""Canonical task name -> module of ``anakin_tdmpc.envs`` holding our own MJX port (``suite``: dm_control tasks
+on playground's models corrected to dm_control's MDP; ``custom``: TD-MPC2's custom tasks; ``quadruped``,
+``dog``: dm_control's quadruped and dog)."""
+
+REPLACED: dict[str, str] = {"walker-stand": "WalkerStand", "walker-walk": "WalkerWalk", "walker-run": "WalkerRun"}
+"""Our corrected task -> the mujoco_playground env it replaces (whose name is still accepted as an alias)."""
 
 TASK_SOURCES: dict[str, str] = {
     **{name: "playground" for name in TASKS},
@@ -100,7 +104,7 @@ def _normalise(name: str) -> str:
 def _build_lookup() -> dict[str, str]:
     """Maps every accepted (normalised) spelling to its canonical name."""
     lookup = {_normalise(canonical): canonical for canonical in TASK_SOURCES}
-    lookup.update({_normalise(playground): canonical for canonical, playground in TASKS.items()})
+    lookup.update({_normalise(playground): canonical for canonical, playground in {**TASKS, **REPLACED}.items()})
     lookup.update(_DOMAIN_ALIASES)
     return lookup
 

@@ -1,0 +1,59 @@
+"""dm_control's own tasks on mujoco_playground's models, corrected to dm_control's MDP (``impl='jax'``).
+
+mujoco_playground's DMC ports differ from dm_control in ways that change what the agent sees
+(``shared/playground_vs_dmcontrol.md`` lists them). Each class here subclasses playground's env and makes the
+task dm_control's as the official TD-MPC2 trainer builds it (``suite.load`` + action repeat); every change is
+listed under its class. Tasks not yet corrected here are still loaded from playground as they are.
+
+Walker (walker-stand, walker-walk, walker-run), on playground's ``PlanarWalker``:
+
+* the observation's ``height`` is the torso's height ``xpos[torso, z]``, as dm_control's; playground observes
+  the torso's ``zz`` orientation there (``xmat[torso, 2, 2]``), which reads -1..1 where the height reads ~1.3
+  when standing;
+* observation and reward read the state after the step (kinematics recomputed after the last sub-step), as
+  dm_control's step ends with ``mj_step1``; playground reads them one 2.5 ms sub-step stale;
+* unchanged: the initial-state distribution (identical), reward terms, the 25 ms control step, 1000 steps.
+  Numerical settings stay playground's: 2 solver iterations (dm_control: 100), ``eulerdamp`` off, at most 4
+  contact points per geom pair; ``tests/test_envs_custom.py`` bounds what they change per step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jp
+from mujoco import mjx
+from mujoco_playground._src import mjx_env
+from mujoco_playground._src.dm_control_suite import walker
+
+from anakin_tdmpc.envs.base import refresh_position_velocity
+
+
+class Walker(walker.PlanarWalker):
+    """dm_control's walker stand / walk / run (``move_speed`` 0, 1, 8): see the module docstring."""
+
+    def step(self, state: mjx_env.State, action: jax.Array) -> mjx_env.State:
+        data = mjx_env.step(self.mjx_model, state.data, action, self.n_substeps)
+        data = refresh_position_velocity(self.mjx_model, data)
+        reward = self._get_reward(data, action, state.info, state.metrics)
+        obs = self._get_obs(data, state.info)
+        done = (jp.isnan(data.qpos).any() | jp.isnan(data.qvel).any()).astype(float)
+        return mjx_env.State(data, obs, reward, done, state.metrics, state.info)
+
+    def _get_obs(self, data: mjx.Data, info: dict[str, Any]) -> jax.Array:
+        del info
+        orientations = data.xmat[1:, 0, jp.array([0, 2])].ravel()  # each body's xx and xz
+        return jp.concatenate([orientations, data.xpos[self._torso_id, 2:3], data.qvel])
+
+
+def _walker(move_speed: float, overrides: dict[str, Any] | None) -> Walker:
+    return Walker(move_speed=move_speed, config=walker.default_config(), config_overrides=overrides)
+
+
+CUSTOM_TASKS: dict[str, Any] = {
+    "walker-stand": lambda o: _walker(0.0, o),
+    "walker-walk": lambda o: _walker(walker.WALK_SPEED, o),
+    "walker-run": lambda o: _walker(walker.RUN_SPEED, o),
+}
+"""Canonical task name -> ``constructor(config_overrides) -> MjxEnv`` of the corrected dm_control tasks."""
