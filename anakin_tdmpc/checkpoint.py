@@ -52,18 +52,27 @@ def _one_line(e: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _restore_quietly(call):
-    """Run an orbax restore -> (result, None) or (None, one-line reason).
+def _quietly(call):
+    """Run an orbax save or restore -> (result, None) or (None, one-line reason).
 
-    When a restore fails (a damaged checkpoint), orbax closes its event loop while sibling reads are still
-    in flight; as they finish, tensorstore's threads print 'RuntimeError: Event loop is closed' tracebacks.
-    Hold stderr (and collect the failed tasks) until they have stopped (no output for 0.5 s, at most 10 s),
-    so the failure stays one line.
+    When a save or restore fails (a full disk, a damaged checkpoint), orbax closes its event loop while sibling
+    writes or reads are still in flight; as they finish, tensorstore's threads print 'RuntimeError: Event loop
+    is closed' tracebacks; and while it runs, orbax's worker threads log each failed write (absl ERROR lines
+    with their tracebacks). Those logs are held back during the call (the reason comes back as one line), and
+    after a failure stderr is held (and the failed tasks collected) until the threads have stopped (no output
+    for 0.5 s, at most 10 s), so the failure stays one line.
     """
+    import logging
+
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.CRITICAL)
     try:
         return call(), None
     except Exception as e:  # noqa: BLE001 - any failure means an unusable checkpoint
         reason = _one_line(e)
+    finally:
+        absl_logger.setLevel(level)
     real, sys.stderr = sys.stderr, io.StringIO()
     try:
         quiet_since, start, size = time.time(), time.time(), 0
@@ -190,18 +199,24 @@ class Checkpointer:
         if int(step) in self.manager.all_steps():  # only when rewriting an existing checkpoint
             self.manager.delete(int(step))
         stored = {f"leaf_{i:05d}": a for i, a in enumerate(arrays) if a.size}
-        self.manager.save(
-            int(step),
-            args=ocp.args.Composite(arrays=ocp.args.StandardSave(stored), meta=ocp.args.JsonSave(meta)),
-            force=True,
-        )
-        self.manager.wait_until_finished()
+
+        def save():
+            self.manager.save(
+                int(step),
+                args=ocp.args.Composite(arrays=ocp.args.StandardSave(stored), meta=ocp.args.JsonSave(meta)),
+                force=True,
+            )
+            self.manager.wait_until_finished()
+
+        _, error = _quietly(save)
+        if error is not None:
+            raise CheckpointError(error)
         return self.path(step)
 
     def read_meta(self, step: int) -> dict:
         """The JSON part of checkpoint `step` (cheap: no arrays are read)."""
         ocp = self._ocp
-        restored, error = _restore_quietly(
+        restored, error = _quietly(
             lambda: self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())))
         if error is not None:
             raise CheckpointError(f"checkpoint {self.path(step)} is unreadable ({error})")
@@ -214,7 +229,7 @@ class Checkpointer:
         """The stored leaves of checkpoint `step` as numpy arrays (zero-size leaves rebuilt), hash-checked."""
         ocp = self._ocp
         where = self.path(step)
-        restored, error = _restore_quietly(
+        restored, error = _quietly(
             lambda: self.manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore())))
         if error is not None:
             raise CheckpointError(f"checkpoint {where} is unreadable ({error})")

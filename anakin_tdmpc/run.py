@@ -281,7 +281,7 @@ def train(args) -> str:
             checkpointer.save(env_steps, par.saved_view(carry), state, config)
         except Exception as e:  # noqa: BLE001 - disk full, quota, I/O error: stop with one line
             raise _OutputError(f"could not save the checkpoint of env step {env_steps:,} "
-                               f"({checkpoint._one_line(e)})") from e
+                               f"({checkpoint._one_line(e, 300)})") from e
         saved_step = env_steps
 
     def log_row(row):
