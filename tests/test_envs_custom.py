@@ -29,7 +29,7 @@ from anakin_tdmpc.envs import OUR_TASKS, TASK_SOURCES, TASKS, canonical_task_nam
 NUM_STEPS = 100
 SUITE_TASKS = {t for t, module in OUR_TASKS.items() if module == "suite"}
 """dm_control's own tasks corrected on playground's models (envs/suite.py): compared with dm_control's task itself."""
-FAST = {"pendulum-spin", "reacher-three-easy", "cup-spin"}
+FAST = {"pendulum-spin", "pendulum-swingup", "reacher-three-easy", "cup-spin"}
 HERE = sorted(t for t in OUR_TASKS if OUR_TASKS[t] != "dog")
 """Tasks tested here; the dog (minutes of compile per task) has tests/test_envs_dog.py."""
 
@@ -53,7 +53,7 @@ def test_new_tasks_are_registered_with_their_source():
 
 
 EXPECTED_SPECS = {
-    "walker-stand": (24, 6), "walker-walk": (24, 6), "walker-run": (24, 6),
+    "walker-stand": (24, 6), "walker-walk": (24, 6), "walker-run": (24, 6), "pendulum-swingup": (3, 1),
     "walker-walk-backwards": (24, 6), "walker-run-backwards": (24, 6), "cheetah-run-backwards": (17, 6),
     "cheetah-run-front": (17, 6), "cheetah-run-back": (17, 6), "cheetah-jump": (17, 6),
     "hopper-hop-backwards": (15, 4), "reacher-three-easy": (8, 3), "reacher-three-hard": (8, 3),
@@ -244,6 +244,7 @@ PARITY: dict[str, tuple] = {
     "cheetah-run-front": _CHEETAH,
     "cheetah-run-back": _CHEETAH,
     "cheetah-jump": _CHEETAH,
+    "pendulum-swingup": (F32, F32, F32, F32, F32, F32),  # dm_control's timestep and eulerdamp, no contacts
     "walker-stand": _WALKER,
     "walker-walk": _WALKER,
     "walker-run": _WALKER,
@@ -345,3 +346,14 @@ def test_runs_in_fused_loop(task):
     assert int(carry.agent_steps) == 6 and int(stats.num_updates) == 4 + 2 and int(stats.episodes) == 0
     assert all(np.isfinite(v) for v in jax.tree.leaves(stats.update_sums))
     assert env.name == task
+
+
+def test_pendulum_starts_anywhere_on_the_circle():
+    """dm_control draws the initial angle uniformly in [-pi, pi] (playground: [0, pi])."""
+    for task in ("pendulum-swingup", "pendulum-spin"):
+        env = make_env(task)
+        state = jax.jit(env.reset, static_argnums=1)(jax.random.key(0), 512)
+        angle = np.asarray(state.physics.data.qpos[:, 0])
+        assert angle.min() < -3.0 and angle.max() > 3.0 and 0.4 < np.mean(angle < 0) < 0.6, task
+        zz = np.asarray(state.obs[:, 0])  # dm_control's order: zz first
+        np.testing.assert_allclose(zz, np.cos(angle), atol=1e-5)

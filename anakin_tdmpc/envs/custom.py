@@ -21,16 +21,16 @@ observation and initial-state distribution) and override the reward:
 Known deviations from the official code:
 
 * Models and solver settings are playground's (fewer solver iterations,
-  ``eulerdamp`` off (kept on for our three-link reacher), pendulum at 0.01 s instead of 0.02 s, reacher at 0.005 s
-  instead of 0.02 s); TD-MPC2 ships its own copies of the dm_control XMLs,
+  ``eulerdamp`` off (kept on for our three-link reacher and the pendulum), reacher at 0.005 s instead of
+  0.02 s; the pendulum is dm_control's, see ``suite.py``); TD-MPC2 ships its own copies of the dm_control XMLs,
   which we take to be dm_control's.
 * Observations and rewards are those of the state after the step, as in
   dm_control (playground's own tasks read kinematics one sub-step stale).
 * Walker observes the torso height as dm_control does (playground observes
   the torso's ``zz`` instead).
-* Initial states are playground's (e.g. pendulum starts in [0, pi] rather than
-  dm_control's [-pi, pi]; cheetah settles for 200 steps), except for cup-spin
-  where playground has no randomisation at all and we implement the official one.
+* Initial states are playground's (cheetah settles for 200 steps, as dm_control's), except for cup-spin
+  where playground has no randomisation at all and we implement the official one, and the pendulum and
+  walker, which are dm_control's (``suite.py``).
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ import mujoco
 from mujoco import mjx
 from mujoco_playground._src import mjx_env
 from mujoco_playground._src import reward as rewards
-from mujoco_playground._src.dm_control_suite import ball_in_cup, cheetah, common, hopper, pendulum, reacher, walker
+from mujoco_playground._src.dm_control_suite import ball_in_cup, cheetah, common, hopper, reacher, walker
 
 from anakin_tdmpc.envs.base import refresh_position_velocity
-from anakin_tdmpc.envs.suite import Walker
+from anakin_tdmpc.envs.suite import Pendulum, Walker
 
 _INF = float("inf")
 
@@ -198,17 +198,12 @@ PENDULUM_SPIN_SPEED = 9.0
 
 
 @observe_after_step
-class PendulumSpin(pendulum.SwingUp):
+class PendulumSpin(Pendulum):
     """Pendulum spin: angular speed >= 9 rad/s (linear margin 4.5, 0.5 at the margin).
 
-    The observation is dm_control's (pole ``zz``, ``xz``, angular velocity); playground's
-    swingup swaps the first two.
+    Everything else is our dm_control pendulum's (``suite.Pendulum``: initial angle in [-pi, pi], dm_control's
+    observation order, timestep and damping).
     """
-
-    def _get_obs(self, data, info):
-        del info
-        xz, zz = self._pole_orientation(data)
-        return jp.stack([zz, xz, self._angular_velocity(data)])
 
     def _get_reward(self, data, action, info, metrics):
         del action, info, metrics
@@ -436,6 +431,6 @@ CUSTOM_TASKS: dict[str, Any] = {
     "reacher-three-easy": lambda o: ReacherThree(reacher.BIG_TARGET, **_config(reacher, o)),
     "reacher-three-hard": lambda o: ReacherThree(reacher.SMALL_TARGET, **_config(reacher, o)),
     "cup-spin": lambda o: CupSpin(**_config(ball_in_cup, o)),
-    "pendulum-spin": lambda o: PendulumSpin(**_config(pendulum, o)),
+    "pendulum-spin": lambda o: PendulumSpin(o),
 }
 """Canonical task name -> ``constructor(config_overrides) -> MjxEnv`` for TD-MPC2's custom tasks."""

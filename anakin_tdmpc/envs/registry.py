@@ -37,7 +37,6 @@ TASKS: dict[str, str] = {
     "humanoid-run": "HumanoidRun",
     "humanoid-stand": "HumanoidStand",
     "humanoid-walk": "HumanoidWalk",
-    "pendulum-swingup": "PendulumSwingup",
     "point_mass-easy": "PointMass",
     "reacher-easy": "ReacherEasy",
     "reacher-hard": "ReacherHard",
@@ -49,6 +48,7 @@ OUR_TASKS: dict[str, str] = {
     "walker-stand": "suite",
     "walker-walk": "suite",
     "walker-run": "suite",
+    "pendulum-swingup": "suite",
     "walker-walk-backwards": "custom",
     "walker-run-backwards": "custom",
     "cheetah-run-backwards": "custom",
@@ -71,7 +71,8 @@ OUR_TASKS: dict[str, str] = {
 on playground's models corrected to dm_control's MDP; ``custom``: TD-MPC2's custom tasks; ``quadruped``,
 ``dog``: dm_control's quadruped and dog)."""
 
-REPLACED: dict[str, str] = {"walker-stand": "WalkerStand", "walker-walk": "WalkerWalk", "walker-run": "WalkerRun"}
+REPLACED: dict[str, str] = {"walker-stand": "WalkerStand", "walker-walk": "WalkerWalk", "walker-run": "WalkerRun",
+                             "pendulum-swingup": "PendulumSwingup"}
 """Our corrected task -> the mujoco_playground env it replaces (whose name is still accepted as an alias)."""
 
 TASK_SOURCES: dict[str, str] = {
