@@ -117,7 +117,17 @@ def build(args, num_devices: int = 1, run_seed_steps: int | None = None):
 
 
 def train(args) -> str:
-    """Run training for parsed `args`; returns the run dir."""
+    """Run training for parsed `args`; returns the run dir. The run dir's lock is released when it returns or
+    raises, so one Python process can run several trainings one after another."""
+    held = len(_LOCKS)
+    try:
+        return _train(args)
+    finally:
+        while len(_LOCKS) > held:
+            _LOCKS.pop().close()  # closing the file drops its flock
+
+
+def _train(args) -> str:
     from anakin_tdmpc.config import ConfigError, check_finite
 
     try:
@@ -447,13 +457,13 @@ class RunDirBusy(Exception):
     """Another live process holds the run dir's lock."""
 
 
-_LOCKS = []  # open lock files of this process: the locks live as long as the process
+_LOCKS = []  # open lock files of this process's running trainings (train() closes them when it ends)
 
 
 def lock_run_dir(run_dir: str) -> None:
-    """Take `<run_dir>/.lock` (an exclusive `flock`, created with the folder if needed) for the rest of this
-    process, or raise RunDirBusy naming the holder. The kernel drops the lock when its holder exits, however it
-    exits, so a lock file left by a dead process never blocks a `--resume`."""
+    """Take `<run_dir>/.lock` (an exclusive `flock`, created with the folder if needed) until `train` ends, or
+    raise RunDirBusy naming the holder. The kernel drops the lock when its holder exits, however it exits, so a
+    lock file left by a dead process never blocks a `--resume`."""
     import fcntl
 
     os.makedirs(run_dir, exist_ok=True)

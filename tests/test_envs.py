@@ -55,13 +55,17 @@ def test_unknown_task_lists_valid_names_on_one_line():
         make_env("cheetah-fly")
 
 
-def test_every_task_maps_to_a_playground_env():
+def test_every_playground_task_is_taken_or_replaced_by_ours():
     from mujoco_playground import registry
 
-    assert len(TASKS) == 25
-    assert set(TASKS.values()) == set(registry.dm_control_suite.ALL_ENVS)
+    from anakin_tdmpc.envs.registry import OUR_TASKS, REPLACED
+
+    assert len(TASKS) + len(REPLACED) == 25 and set(REPLACED) <= set(OUR_TASKS)
+    assert set(TASKS.values()) | set(REPLACED.values()) == set(registry.dm_control_suite.ALL_ENVS)
     for canonical in TASKS:
         assert canonical_task_name(canonical) == canonical
+    for canonical, playground_name in REPLACED.items():  # playground's name still finds our corrected task
+        assert canonical_task_name(playground_name) == canonical
 
 
 # ---------------------------------------------------------------------- spec

@@ -41,6 +41,9 @@ def test_a_second_process_is_refused_and_a_dead_holder_blocks_nothing(tmp_path):
     assert (run_dir / ".lock").read_text().strip() == str(holder.pid)
     lock_run_dir(str(run_dir))  # the stale file does not block
     assert (run_dir / ".lock").read_text().strip() == str(os.getpid())
+    from anakin_tdmpc.run import _LOCKS
+
+    _LOCKS.pop().close()
 
 
 def test_the_cli_refuses_a_run_dir_in_use(tmp_path, capsys):
@@ -107,3 +110,26 @@ def test_a_flag_added_since_the_run_is_accepted_at_its_default_only():
     assert checkpoint.config_differences(gone, now, defaults) == ["--old_flag 3 (saved) is not a flag of this version"]
     assert checkpoint.config_differences(dict(saved, task="cheetah-run"), now, defaults) == [
         "--task cheetah-run (saved) != walker-walk"]
+
+
+def test_train_releases_its_lock_when_it_returns_or_fails(tmp_path):
+    from anakin_tdmpc import run
+
+    run_dir = str(tmp_path / "run")
+
+    def fake_train(args):
+        lock_run_dir(run_dir)
+        if args == "fail":
+            raise RuntimeError("boom")
+        return run_dir
+
+    original, before = run._train, len(run._LOCKS)
+    run._train = fake_train
+    try:
+        assert run.train("ok") == run_dir
+        with pytest.raises(RuntimeError):
+            run.train("fail")
+        assert run.train("ok") == run_dir  # each call could take the lock again
+    finally:
+        run._train = original
+    assert len(run._LOCKS) == before
