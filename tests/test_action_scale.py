@@ -18,6 +18,9 @@ import pytest
 from anakin_tdmpc.envs import TASK_SOURCES, Env, make_env, registry
 
 NON_UNIT = {"quadruped-walk", "quadruped-run"}
+# loading every model takes ~100 s in a fresh process: CI checks the tasks with non-unit ranges and one of each
+# kind of model source; `-m slow` checks all 39
+FAST = NON_UNIT | {"cartpole-balance", "cheetah-run", "walker-walk", "reacher-three-easy", "pendulum-swingup"}
 
 # our task -> the dm_control suite task with the same MJCF model (TD-MPC2's custom tasks reuse their domain's)
 SUITE_TASK = {
@@ -84,7 +87,8 @@ def _our_env(task):
     return Env(task, 0, mj_model.nu, 2, 500, None, ctrl_range=registry.control_range(mj_model))
 
 
-@pytest.mark.parametrize("task", sorted(TASK_SOURCES))
+@pytest.mark.parametrize(
+    "task", [t if t in FAST else pytest.param(t, marks=pytest.mark.slow) for t in sorted(TASK_SOURCES)])
 def test_controls_match_the_official_action_scale_wrapper(task):
     env = _our_env(task)
     rng = np.random.default_rng(0)
