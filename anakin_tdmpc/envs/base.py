@@ -55,6 +55,25 @@ def refresh_position_velocity(model: mjx.Model, data: mjx.Data) -> mjx.Data:
     return mjx.sensor_vel(model, data)
 
 
+def initial_state(env: mjx_env.MjxEnv, data: mjx.Data, rng: jax.Array) -> mjx_env.State:
+    """The reset state of ``env`` around an initial ``data`` (already through ``mjx.forward``): zero reward."""
+    info = {"rng": rng}
+    zero = jp.zeros(())
+    return mjx_env.State(data, env._get_obs(data, info), zero, zero, {}, info)
+
+
+def step_then_observe(env: mjx_env.MjxEnv, state: mjx_env.State, action: jax.Array, reward_of) -> mjx_env.State:
+    """One control step of ``env`` as dm_control takes it: ``mjx.step`` sub-steps, then the kinematics refreshed
+    (:func:`refresh_position_velocity`), then ``reward_of(data)`` and ``env._get_obs`` on the new state; done
+    where the physics diverged (NaN)."""
+    data = mjx_env.step(env.mjx_model, state.data, action, env.n_substeps)
+    data = refresh_position_velocity(env.mjx_model, data)
+    reward = reward_of(data)
+    obs = env._get_obs(data, state.info)
+    done = (jp.isnan(data.qpos).any() | jp.isnan(data.qvel).any()).astype(float)
+    return mjx_env.State(data, obs, reward, done, state.metrics, state.info)
+
+
 class DmControlPort(mjx_env.MjxEnv):
     """An MJX env on a compiled ``mj_model``: steps, then observes and rewards the new state as dm_control.
 
@@ -70,17 +89,10 @@ class DmControlPort(mjx_env.MjxEnv):
 
     def _initial_state(self, data: mjx.Data, rng: jax.Array) -> mjx_env.State:
         """The reset state around an initial ``data`` (already through ``mjx.forward``)."""
-        info = {"rng": rng}
-        zero = jp.zeros(())
-        return mjx_env.State(data, self._get_obs(data, info), zero, zero, {}, info)
+        return initial_state(self, data, rng)
 
     def step(self, state: mjx_env.State, action: jax.Array) -> mjx_env.State:
-        data = mjx_env.step(self.mjx_model, state.data, action, self.n_substeps)
-        data = refresh_position_velocity(self.mjx_model, data)
-        reward = self._get_reward(data)
-        obs = self._get_obs(data, state.info)
-        done = (jp.isnan(data.qpos).any() | jp.isnan(data.qvel).any()).astype(float)
-        return mjx_env.State(data, obs, reward, done, state.metrics, state.info)
+        return step_then_observe(self, state, action, self._get_reward)
 
     def _get_obs(self, data: mjx.Data, info: dict[str, Any]) -> jax.Array:
         raise NotImplementedError

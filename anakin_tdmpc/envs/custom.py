@@ -197,7 +197,6 @@ class HopperBackwards(hopper.Hopper):
 PENDULUM_SPIN_SPEED = 9.0
 
 
-@observe_after_step
 class PendulumSpin(Pendulum):
     """Pendulum spin: angular speed >= 9 rad/s (linear margin 4.5, 0.5 at the margin).
 

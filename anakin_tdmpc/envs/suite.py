@@ -37,19 +37,19 @@ from mujoco import mjx
 from mujoco_playground._src import mjx_env
 from mujoco_playground._src.dm_control_suite import pendulum, walker
 
-from anakin_tdmpc.envs.base import refresh_position_velocity
+from anakin_tdmpc.envs.base import initial_state, step_then_observe
 
 
-class Walker(walker.PlanarWalker):
-    """dm_control's walker stand / walk / run (``move_speed`` 0, 1, 8): see the module docstring."""
+class _ObserveAfterStep:
+    """Steps a playground env as dm_control does: observation and reward of the state after the step."""
 
     def step(self, state: mjx_env.State, action: jax.Array) -> mjx_env.State:
-        data = mjx_env.step(self.mjx_model, state.data, action, self.n_substeps)
-        data = refresh_position_velocity(self.mjx_model, data)
-        reward = self._get_reward(data, action, state.info, state.metrics)
-        obs = self._get_obs(data, state.info)
-        done = (jp.isnan(data.qpos).any() | jp.isnan(data.qvel).any()).astype(float)
-        return mjx_env.State(data, obs, reward, done, state.metrics, state.info)
+        return step_then_observe(self, state, action,
+                                 lambda data: self._get_reward(data, action, state.info, state.metrics))
+
+
+class Walker(_ObserveAfterStep, walker.PlanarWalker):
+    """dm_control's walker stand / walk / run (``move_speed`` 0, 1, 8): see the module docstring."""
 
     def _get_obs(self, data: mjx.Data, info: dict[str, Any]) -> jax.Array:
         del info
@@ -57,7 +57,7 @@ class Walker(walker.PlanarWalker):
         return jp.concatenate([orientations, data.xpos[self._torso_id, 2:3], data.qvel])
 
 
-class Pendulum(pendulum.SwingUp):
+class Pendulum(_ObserveAfterStep, pendulum.SwingUp):
     """dm_control's pendulum swingup: see the module docstring."""
 
     def __init__(self, config_overrides: dict[str, Any] | None = None):
@@ -73,18 +73,7 @@ class Pendulum(pendulum.SwingUp):
             jax.random.uniform(key, minval=-jp.pi, maxval=jp.pi))
         data = mjx_env.make_data(self.mj_model, qpos=qpos, impl=self.mjx_model.impl.value,
                                  naconmax=self._config.naconmax, njmax=self._config.njmax)
-        data = mjx.forward(self.mjx_model, data)
-        info = {"rng": rng}
-        zero = jp.zeros(())
-        return mjx_env.State(data, self._get_obs(data, info), zero, zero, {}, info)
-
-    def step(self, state: mjx_env.State, action: jax.Array) -> mjx_env.State:
-        data = mjx_env.step(self.mjx_model, state.data, action, self.n_substeps)
-        data = refresh_position_velocity(self.mjx_model, data)
-        reward = self._get_reward(data, action, state.info, state.metrics)
-        obs = self._get_obs(data, state.info)
-        done = (jp.isnan(data.qpos).any() | jp.isnan(data.qvel).any()).astype(float)
-        return mjx_env.State(data, obs, reward, done, state.metrics, state.info)
+        return initial_state(self, mjx.forward(self.mjx_model, data), rng)
 
     def _get_obs(self, data: mjx.Data, info: dict[str, Any]) -> jax.Array:
         del info
