@@ -40,6 +40,20 @@ TDMPC_SEED_STEPS = 5000
 TDMPC2_ACTION_REPEAT = 2
 
 
+# Named configurations (--preset): flag values per algorithm, applied under the flags given explicitly.
+# "paper" is the papers' own settings (every flag at its default); "cpu-small" is a model and planner small
+# enough to learn the easy tasks on a laptop CPU in minutes and 100k env steps in well under an hour.
+PRESETS = {
+    "paper": {"tdmpc2": {}, "tdmpc": {}},
+    "cpu-small": {
+        "tdmpc2": dict(num_envs=8, model_size=1, latent_dim=64, mlp_dim=128, enc_dim=128, num_q=2, num_samples=64,
+                       num_elites=8, num_pi_trajs=4, iterations=3, batch_size=64),
+        "tdmpc": dict(num_envs=8, mlp_dim=128, enc_dim=128, num_samples=64, num_elites=8, iterations=3,
+                      batch_size=64),
+    },
+}
+
+
 class ConfigError(ValueError):
     """A bad setting; the CLI prints its one-line message and exits with code 2."""
 
@@ -53,6 +67,11 @@ class Args:
     replay, planning horizon and exploration std scheduled over its first 25k agent steps)"""
     task: str = "cheetah-run"
     """DMC task, e.g. cheetah-run, walker-walk, cup-catch or dm_control/cheetah-run-v0"""
+    preset: str = "paper"
+    """named configuration, applied under the flags given explicitly: paper (the paper's settings, every flag
+    at its default) or cpu-small (tdmpc2: --num_envs 8 --model_size 1 --latent_dim 64 --mlp_dim 128 --enc_dim
+    128 --num_q 2 --num_samples 64 --num_elites 8 --num_pi_trajs 4 --iterations 3 --batch_size 64; tdmpc:
+    --num_envs 8 --mlp_dim 128 --enc_dim 128 --num_samples 64 --num_elites 8 --iterations 3 --batch_size 64)"""
     total_timesteps: int = 1_000_000
     """env steps to train for, counting action repeat (as the TD-MPC2 paper's curves)"""
     seed: int = 1
@@ -194,6 +213,20 @@ def normalise_numeric_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def explicit_flags(argv: list[str]) -> set[str]:
+    """Args fields named on a command line (`--num_envs 8`, `--lr=1e-3`, `--no_planner_bf16`)."""
+    names = {f.name for f in dataclasses.fields(Args)}
+    found = set()
+    for token in argv:
+        if token.startswith("--"):
+            name = token[2:].partition("=")[0].replace("-", "_")
+            if name.startswith("no_") and name[3:] in names:
+                name = name[3:]
+            if name in names:
+                found.add(name)
+    return found
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -229,6 +262,20 @@ def check_finite(args: Args) -> None:
         value = getattr(args, name)
         if value is not None and (isinstance(value, bool) or not math.isfinite(value)):
             raise ConfigError(f"--{name} must be a finite number, got {value!r}")
+
+
+def apply_preset(args: Args, explicit: Optional[set[str]] = None) -> Args:
+    """`args` with its preset's values for every flag not in `explicit` (the flags given on the command
+    line). Without `explicit` (Args built in Python), a field still at its default takes the preset's value."""
+    if args.preset not in PRESETS:
+        raise ConfigError(f"unknown --preset '{args.preset}'; valid: {', '.join(PRESETS)}")
+    if args.algo not in ALGOS:
+        raise ConfigError(f"unknown algo '{args.algo}'; valid: {', '.join(ALGOS)}")
+    defaults = Args()
+    if explicit is None:
+        explicit = {f.name for f in dataclasses.fields(Args) if getattr(args, f.name) != getattr(defaults, f.name)}
+    values = {k: v for k, v in PRESETS[args.preset][args.algo].items() if k not in explicit}
+    return dataclasses.replace(args, **values)
 
 
 def _domain(task: str) -> str:

@@ -117,8 +117,19 @@ def build(args, num_devices: int = 1, run_seed_steps: int | None = None):
 
 
 def train(args) -> str:
-    """Run training for parsed `args`; returns the run dir. The run dir's lock is released when it returns or
-    raises, so one Python process can run several trainings one after another."""
+    """Run training for `args` (an Args built in Python: fields still at their default take --preset's
+    values); returns the run dir. The run dir's lock is released when it returns or raises, so one Python
+    process can run several trainings one after another."""
+    from anakin_tdmpc.config import ConfigError, apply_preset
+
+    try:
+        args = apply_preset(args)
+    except ConfigError as e:
+        _fail(str(e))
+    return _train_unlocking(args)
+
+
+def _train_unlocking(args) -> str:
     held = len(_LOCKS)
     try:
         return _train(args)
@@ -581,9 +592,7 @@ def parse_args(argv=None):
 
     import tyro
 
-    from anakin_tdmpc.config import Args
-
-    from anakin_tdmpc.config import ConfigError, normalise_numeric_argv
+    from anakin_tdmpc.config import Args, ConfigError, apply_preset, explicit_flags, normalise_numeric_argv
 
     try:
         argv = normalise_numeric_argv(list(sys.argv[1:] if argv is None else argv))
@@ -592,7 +601,7 @@ def parse_args(argv=None):
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):
-            return tyro.cli(Args, args=argv, use_underscores=True, prog="python -m anakin_tdmpc.run")
+            args = tyro.cli(Args, args=argv, use_underscores=True, prog="python -m anakin_tdmpc.run")
     except SystemExit as e:
         if not e.code:  # --help
             sys.stderr.write(captured.getvalue())
@@ -600,10 +609,14 @@ def parse_args(argv=None):
         lines = [line.strip(" \t│╭╮╰╯─|+-") for line in captured.getvalue().splitlines()]
         reason = next((line for line in lines if ": " in line), "could not parse the command line")
         _fail(f"{reason} (see --help)")
+    try:  # flags given on the command line win over the preset's values
+        return apply_preset(args, explicit_flags(argv))
+    except ConfigError as e:
+        _fail(str(e))
 
 
 def main(argv=None) -> None:
-    train(parse_args(argv))
+    _train_unlocking(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,20 @@
-"""Learning benchmark: eval returns against the TD-MPC2 paper's, and wall-clock per 100k env steps.
+"""Learning suite: train a list of (algorithm, task, variant) x seeds and put our eval returns next to the
+official published curves at the same env steps.
 
-    uv run python -m benchmarks.learning                                  # paper tasks x 3 seeds, 1M env steps
-    uv run python -m benchmarks.learning --tasks cartpole-balance --seeds 1 --total_timesteps 20000 \
-        --eval_every 10000 --milestones 10000 20000 --small                 # a few minutes on a CPU
+    uv run python -m benchmarks.learning                      # the CPU suite (--suite cpu), preset cpu-small
+    uv run python -m benchmarks.learning --suite paper        # TD-MPC2, 5M model, the 39 tasks, 1M env steps
+    uv run python -m benchmarks.learning --tasks walker-walk --algos tdmpc2 --seeds 1 --dry_run
 
-Each (task, seed) trains through `anakin_tdmpc.run.main` into its own run dir (<runs_dir>/<task>__<algo>__<seed>);
-a run dir that already holds the same finished run is read, not retrained. The table gives, per task, the mean
-(and spread over seeds) of the eval return nearest each milestone next to the paper's number, plus
-wall-clock per 100k env steps; a plot of the eval curves with the paper's points goes next to it. Outputs:
-benchmarks/results/learning[_<tag>].{json,md,png}.
+Every run is an ordinary run dir, <runs_dir>/<preset>/<algo>__<task>[__<variant>]__s<seeds>: a finished run
+with the same flags is read, not retrained; an unfinished one continues with --resume (a suite cut short
+continues where it stopped); a dir holding other flags stops the suite with one line. Runs go one at a
+time, each in its own `python -m anakin_tdmpc.run` process (Ctrl-C or SIGTERM stops it at a checkpoint and
+stops the suite). With --num_seeds S, seeds train S at a time vmapped in one run.
+
+Outputs: benchmarks/results/learning_<tag>.{json,md,png} (tag: the preset unless --tag), written after every
+run, so finished rows are there while the suite goes on. The official numbers come from
+anakin_tdmpc/reference_results (published every 100k env steps): the table shows them at the eval points that
+fall on a published step, the figure draws the published points with their seed range.
 """
 
 from __future__ import annotations
@@ -16,222 +22,329 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import platform
 import shlex
+import signal
+import subprocess
+import sys
 from typing import Optional
 
 import numpy as np
 import tyro
 
-from anakin_tdmpc.curves import PAPER_TDMPC2
+from anakin_tdmpc import reference
 
-# Published TD-MPC2 DMC eval returns (mean of 3 seeds) at 100k / 500k / 1M env steps (shared/REFERENCE.md):
-# the same table curves.png draws.
-PAPER = PAPER_TDMPC2
-# the paper's tasks that mujoco_playground ports (quadruped is not there)
-PAPER_TASKS = tuple(t for t in PAPER if t != "quadruped-run")
 
-# the README's small CPU configuration (1M preset shrunk, small planner)
-SMALL = ("--num_envs 8 --model_size 1 --latent_dim 64 --mlp_dim 128 --enc_dim 128 --num_q 2 --num_samples 64 "
-         "--num_elites 8 --num_pi_trajs 4 --iterations 3 --batch_size 64 --seed_steps 1000 --eval_episodes 8")
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One line of a suite: an algorithm on a task, optionally a named variant with extra flags."""
+
+    algo: str
+    task: str
+    variant: str = ""
+    flags: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.algo}__{self.task}" + (f"__{self.variant}" if self.variant else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    entries: tuple[Entry, ...]
+    preset: str
+    seeds: tuple[int, ...]
+    total_timesteps: int
+    eval_every: int
+
+
+_CPU_TDMPC2 = ("walker-walk", "walker-run", "cheetah-run", "finger-spin", "cup-catch", "quadruped-walk",
+               "reacher-three-easy", "cartpole-balance-sparse")
+_CPU_TDMPC = ("walker-walk", "cheetah-run", "finger-spin", "cup-catch")
+_PAPER_TASKS = tuple(sorted(os.path.splitext(f)[0] for f in os.listdir(os.path.join(reference.DATA_DIR, "tdmpc2"))))
+
+SUITES = {
+    # the CPU suite: a small model for 100k env steps; float32 planning beside the default bf16 on two tasks.
+    # Evaluations every 20k env steps: a multiple of every run's env steps per iteration (8 envs x action
+    # repeat 2 or 4), so they fall exactly on 20k, 40k, ... 100k, the last on a published point.
+    "cpu": Suite(
+        entries=tuple(Entry("tdmpc2", t) for t in _CPU_TDMPC2)
+        + tuple(Entry("tdmpc", t) for t in _CPU_TDMPC)
+        + tuple(Entry("tdmpc2", t, "fp32planner", "--no_planner_bf16") for t in ("walker-walk", "cheetah-run")),
+        preset="cpu-small", seeds=(1, 2), total_timesteps=100_000, eval_every=20_000),
+    # the paper's setting: TD-MPC2's 5M model on the 39 tasks, 3 seeds, 1M env steps (an accelerator's job)
+    "paper": Suite(entries=tuple(Entry("tdmpc2", t) for t in _PAPER_TASKS), preset="paper", seeds=(1, 2, 3),
+                   total_timesteps=1_000_000, eval_every=100_000),
+}
 
 
 @dataclasses.dataclass
 class Learn:
-    """Train a task list x seeds and compare eval returns with the TD-MPC2 paper."""
+    """Train a learning suite and compare its eval returns with the official published curves."""
 
-    tasks: tuple[str, ...] = PAPER_TASKS
-    """tasks to train"""
-    seeds: tuple[int, ...] = (1, 2, 3)
-    """seeds per task"""
-    total_timesteps: int = 1_000_000
-    """env steps per run (counting action repeat)"""
-    eval_every: int = 100_000
-    """env steps between evaluations"""
-    milestones: tuple[int, ...] = (100_000, 500_000, 1_000_000)
-    """env steps at which to report the eval return (nearest evaluation)"""
-    algo: str = "tdmpc2"
-    """algorithm"""
-    small: bool = False
-    """use the README's small CPU configuration"""
+    suite: str = "cpu"
+    """named suite: cpu (TD-MPC2 on 8 tasks, TD-MPC on 4, float32 planning on 2; cpu-small, 100k env steps,
+    seeds 1-2) or paper (TD-MPC2 on the 39 tasks, 5M model, 1M env steps, seeds 1-3)"""
+    tasks: Optional[tuple[str, ...]] = None
+    """keep only these tasks of the suite, or with --algos a new list: these tasks for those algorithms"""
+    algos: Optional[tuple[str, ...]] = None
+    """keep only these algorithms of the suite (with --tasks: train these algorithms on those tasks)"""
+    preset: Optional[str] = None
+    """--preset of every run (default: the suite's)"""
+    seeds: Optional[tuple[int, ...]] = None
+    """seeds (default: the suite's)"""
+    num_seeds: int = 1
+    """seeds trained together, vmapped in one run (consecutive seeds; must divide the number of seeds)"""
+    total_timesteps: Optional[int] = None
+    """env steps per run (default: the suite's)"""
+    eval_every: Optional[int] = None
+    """env steps between evaluations (default: the suite's)"""
+    eval_episodes: int = 10
+    """episodes per evaluation"""
     flags: str = ""
-    """extra flags for anakin_tdmpc.run, e.g. --flags="--num_envs 32 --model_size 1" """
+    """extra flags for every run, e.g. --flags="--num_envs 16" """
     runs_dir: str = "runs/learning"
     """parent folder of the run dirs"""
     out_dir: str = "benchmarks/results"
-    """folder for learning[_<tag>].{json,md,png}"""
+    """folder for learning_<tag>.{json,md,png}"""
     tag: Optional[str] = None
-    """suffix of the output files (default: none for the full benchmark, "small" with --small)"""
+    """suffix of the output files (default: the preset)"""
+    dry_run: bool = False
+    """print each run's command and whether it would train, resume or be read; train nothing"""
+    report_only: bool = False
+    """write the outputs from the runs already there; train nothing"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    entry: Entry
+    seeds: tuple[int, ...]
+    path: str
+    argv: tuple[str, ...]
+
+
+def resolve(learn: Learn) -> tuple[Suite, list[Run]]:
+    """The suite after the command line's filters and overrides, and its runs in training order."""
+    if learn.suite not in SUITES:
+        raise SystemExit(f"error: unknown --suite '{learn.suite}'; valid: {', '.join(SUITES)}")
+    suite = SUITES[learn.suite]
+    entries = suite.entries
+    if learn.tasks and learn.algos:
+        entries = tuple(Entry(a, t) for a in learn.algos for t in learn.tasks)
+    elif learn.tasks:
+        entries = tuple(e for e in entries if e.task in learn.tasks)
+    elif learn.algos:
+        entries = tuple(e for e in entries if e.algo in learn.algos)
+    suite = Suite(entries, learn.preset or suite.preset, learn.seeds or suite.seeds,
+                  learn.total_timesteps or suite.total_timesteps, learn.eval_every or suite.eval_every)
+    if not suite.entries:
+        raise SystemExit("error: no runs left after --tasks / --algos")
+    if learn.num_seeds < 1 or len(suite.seeds) % learn.num_seeds:
+        raise SystemExit(f"error: --num_seeds {learn.num_seeds} must divide the {len(suite.seeds)} seeds")
+    runs = []
+    for entry in suite.entries:
+        for i in range(0, len(suite.seeds), learn.num_seeds):
+            group = suite.seeds[i:i + learn.num_seeds]
+            if list(group) != list(range(group[0], group[0] + len(group))):
+                raise SystemExit(f"error: vmapped seeds must be consecutive, got {group}")
+            label = f"s{group[0]}" + (f"-{group[-1]}" if len(group) > 1 else "")
+            path = os.path.join(learn.runs_dir, suite.preset, f"{entry.name}__{label}")
+            argv = ["--algo", entry.algo, "--task", entry.task, "--preset", suite.preset, "--seed", str(group[0]),
+                    "--num_seeds", str(len(group)), "--total_timesteps", str(suite.total_timesteps),
+                    "--eval_every", str(suite.eval_every), "--log_every", str(suite.eval_every),
+                    "--checkpoint_every", str(suite.eval_every),
+                    "--eval_episodes", str(learn.eval_episodes), "--run_dir", path]
+            argv += shlex.split(entry.flags) + shlex.split(learn.flags)
+            runs.append(Run(entry, group, path, tuple(argv)))
+    return suite, runs
 
 
 # ------------------------------------------------------------------------------------------- runs
 
 
-def run_dir(learn: Learn, task: str, seed: int) -> str:
-    return os.path.join(learn.runs_dir, f"{task}__{learn.algo}__{seed}")
-
-
-def read_metrics(path: str) -> list[dict]:
+def read_rows(path: str) -> list[dict]:
     try:
         with open(os.path.join(path, "metrics.jsonl")) as f:
             return [json.loads(line) for line in f if line.strip()]
-    except OSError:
+    except (OSError, ValueError):
         return []
 
 
-def finished(rows: list[dict], total: int) -> bool:
-    return bool(rows) and rows[-1].get("env_steps", 0) >= total
-
-
-def run_argv(learn: Learn, task: str, seed: int) -> list[str]:
-    argv = ["--algo", learn.algo, "--task", task, "--seed", str(seed), "--total_timesteps", str(learn.total_timesteps),
-            "--eval_every", str(learn.eval_every), "--run_dir", run_dir(learn, task, seed)]
-    return argv + shlex.split(SMALL if learn.small else "") + shlex.split(learn.flags)
-
-
-def same_config(path: str, argv: list[str]) -> bool:
-    """Whether the run in `path` was started with the flags `argv` would give."""
+def state(run: Run, total: int) -> str:
+    """"done" (the same run, finished), "resume" (the same run, unfinished), "new" (nothing there yet), or
+    "other" (the dir holds a run with other flags)."""
+    config_path = os.path.join(run.path, "config.json")
+    if not os.path.exists(config_path):
+        return "new"
     from anakin_tdmpc.run import parse_args
 
     try:
-        with open(os.path.join(path, "config.json")) as f:
-            return json.load(f)["args"] == dataclasses.asdict(parse_args(argv))
+        with open(config_path) as f:
+            saved = json.load(f)["args"]
     except (OSError, ValueError, KeyError):
-        return False
+        return "other"
+    if saved != dataclasses.asdict(parse_args(list(run.argv))):
+        return "other"
+    rows = read_rows(run.path)
+    return "done" if rows and rows[-1].get("env_steps", 0) >= total else "resume"
 
 
-def train(learn: Learn, task: str, seed: int) -> list[dict]:
-    """Train one run (unless its dir already holds the same, finished run) and return its metrics rows."""
-    from anakin_tdmpc.run import main
-
-    path, argv = run_dir(learn, task, seed), run_argv(learn, task, seed)
-    if os.path.exists(path):
-        if finished(read_metrics(path), learn.total_timesteps) and same_config(path, argv):
-            print(f"{path}: the same finished run is there, not retraining", flush=True)
-            return read_metrics(path)
-        raise SystemExit(f"error: {path} holds an unfinished or different run; delete it or pass another --runs_dir")
-    print("python -m anakin_tdmpc.run " + " ".join(argv), flush=True)
-    main(argv)
-    return read_metrics(path)
+def train(run: Run, how: str) -> None:
+    """One run in its own process; a stop signal to the suite reaches it, and it saves a checkpoint."""
+    argv = [sys.executable, "-m", "anakin_tdmpc.run", *run.argv] + (["--resume"] if how == "resume" else [])
+    print(("resuming: " if how == "resume" else "") + shlex.join(argv[1:]), flush=True)
+    child = subprocess.Popen(argv)
+    previous = signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+    try:
+        code = child.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if code:
+        raise SystemExit(f"error: {run.path} stopped with exit code {code}; the suite stops here (run it again to "
+                         "continue from the run's last checkpoint)")
 
 
 # ---------------------------------------------------------------------------------------- summary
 
 
-def eval_curve(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    evals = [(r["env_steps"], r["eval/episode_return"]) for r in rows if "eval/episode_return" in r]
-    steps, returns = zip(*evals) if evals else ((), ())
-    return np.asarray(steps, float), np.asarray(returns, float)
+def eval_returns(rows: list[dict], seeds: tuple[int, ...]) -> dict[int, dict[int, float]]:
+    """env step -> {seed: eval return} of one run dir's rows (a vmapped run has a column per seed)."""
+    out = {}
+    for row in rows:
+        if row.get("eval/episode_return") is None:
+            continue
+        if len(seeds) == 1:
+            out[row["env_steps"]] = {seeds[0]: row["eval/episode_return"]}
+        else:
+            out[row["env_steps"]] = {s: row[f"eval/episode_return/seed_{s}"] for s in seeds}
+    return out
 
 
-def nearest_eval(rows: list[dict], milestone: int, eval_every: int) -> Optional[float]:
-    """Eval return nearest `milestone`, if an evaluation lies within half an eval period of it."""
-    steps, returns = eval_curve(rows)
-    if len(steps) == 0:
-        return None
-    i = int(np.argmin(np.abs(steps - milestone)))
-    return float(returns[i]) if abs(steps[i] - milestone) <= eval_every / 2 else None
-
-
-def seconds_per_100k(rows: list[dict]) -> Optional[float]:
-    """Training wall-clock (after compilation, evaluations included) per 100k env steps."""
-    if not rows or rows[-1].get("env_steps", 0) <= 0:
-        return None
-    return 1e5 * rows[-1]["time"] / rows[-1]["env_steps"]
-
-
-def summarise(learn: Learn, runs: dict) -> list[dict]:
+def summarise(suite: Suite, runs: list[Run]) -> list[dict]:
+    """Per entry: our mean / min / max over seeds at each eval step, the official numbers at that step where
+    published, and training wall-clock per 100k env steps (compilation excluded, evaluations included)."""
     table = []
-    for task in learn.tasks:
-        seeds = runs[task]
-        row = {"task": task, "seeds": len(seeds), "milestones": {}}
-        for m in learn.milestones:
-            ours = [v for v in (nearest_eval(r, m, learn.eval_every) for r in seeds.values()) if v is not None]
-            row["milestones"][m] = {
-                "ours_mean": float(np.mean(ours)) if ours else None,
-                "ours_min": float(np.min(ours)) if ours else None,
-                "ours_max": float(np.max(ours)) if ours else None,
-                "paper": PAPER.get(task, {}).get(m),
-            }
-        walls = [w for w in (seconds_per_100k(r) for r in seeds.values()) if w is not None]
-        row["seconds_per_100k"] = float(np.mean(walls)) if walls else None
-        table.append(row)
+    for entry in suite.entries:
+        mine = [r for r in runs if r.entry == entry]
+        per_step: dict[int, dict[int, float]] = {}
+        walls = []
+        for run in mine:
+            rows = read_rows(run.path)
+            for step, values in eval_returns(rows, run.seeds).items():
+                per_step.setdefault(step, {}).update(values)
+            if rows and rows[-1]["env_steps"] > 0:
+                walls.append(1e5 * rows[-1]["time"] / rows[-1]["env_steps"])
+        points = []
+        for step in sorted(per_step):
+            values = list(per_step[step].values())
+            official = reference.at(entry.algo, entry.task, step)
+            points.append({"env_steps": step, "seeds": sorted(per_step[step]), "mean": float(np.mean(values)),
+                           "min": float(np.min(values)), "max": float(np.max(values)),
+                           "official": dataclasses.asdict(official) if official else None})
+        table.append({"algo": entry.algo, "task": entry.task, "variant": entry.variant, "flags": entry.flags,
+                      "points": points, "seconds_per_100k": float(np.mean(walls)) if walls else None})
     return table
 
 
-def fmt_steps(m: int) -> str:
-    return f"{m // 1_000_000}M" if m % 1_000_000 == 0 else f"{m // 1000}k"
+def _cell(mean, low, high, many: bool) -> str:
+    return f"{mean:.0f}" + (f" ({low:.0f}–{high:.0f})" if many else "")
 
 
-def markdown(learn: Learn, table: list[dict]) -> str:
-    header = ["task", "seeds"]
-    for m in learn.milestones:
-        header += [f"{fmt_steps(m)} ours", f"{fmt_steps(m)} paper"]
-    header.append("min / 100k env steps")
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+def markdown(suite: Suite, table: list[dict], command: str) -> str:
+    steps = sorted({p["env_steps"] for row in table for p in row["points"]})
+    header = ["algo", "task", "variant"] + [f"{s // 1000}k" for s in steps] + ["official at 100k", "min / 100k"]
+    lines = ["| " + " | ".join(header) + " |", "|---|---|---|" + "---:|" * (len(header) - 3)]
     for row in table:
-        cells = [row["task"], str(row["seeds"])]
-        for m in learn.milestones:
-            r = row["milestones"][m]
-            ours = "—" if r["ours_mean"] is None else f"{r['ours_mean']:.0f}"
-            if r["ours_mean"] is not None and row["seeds"] > 1:
-                ours += f" ({r['ours_min']:.0f}–{r['ours_max']:.0f})"
-            cells += [ours, "—" if r["paper"] is None else f"{r['paper']:g}"]
+        by_step = {p["env_steps"]: p for p in row["points"]}
+        cells = [row["algo"], row["task"], row["variant"] or "-"]
+        for s in steps:
+            p = by_step.get(s)
+            cells.append("—" if p is None else _cell(p["mean"], p["min"], p["max"], len(p["seeds"]) > 1))
+        official = reference.at(row["algo"], row["task"], 100_000)
+        cells.append("—" if official is None else _cell(official.mean, official.low, official.high, official.seeds > 1))
         cells.append("—" if row["seconds_per_100k"] is None else f"{row['seconds_per_100k'] / 60:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
-    config = "README small config" if learn.small else "default (5M model, paper planner)"
-    notes = (f"\n{learn.algo}, {config}{' + ' + learn.flags if learn.flags else ''}; eval return = mean over the eval "
-             "episodes at the evaluation nearest each milestone, mean over seeds (min–max); paper: TD-MPC2, mean of "
-             "3 seeds. Wall-clock excludes compilation, includes evaluations.\n")
-    return "\n".join(lines) + "\n" + notes
+    return "\n".join(lines) + (
+        f"\n\nEval return (mean over {len(suite.seeds)} seeds, range in brackets; each seed's number is the mean "
+        f"of its eval episodes) at each eval point; official: the published curve of the same algorithm (mean, "
+        f"seed range) at 100k env steps. --preset {suite.preset}, {suite.total_timesteps:,} env steps. "
+        f"min / 100k: training wall-clock per 100k env steps (compilation excluded, evaluations included), "
+        f"{machine()}.\n\n`{command}`\n")
 
 
-def plot(learn: Learn, runs: dict, path: str) -> None:
+def machine() -> str:
+    import jax
+
+    cpu = platform.processor() or platform.machine()
+    return f"{jax.default_backend()} ({jax.devices()[0].device_kind}), {os.cpu_count()} cores, {cpu}"
+
+
+def plot(table: list[dict], path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    cols = min(len(learn.tasks), 3)
-    rows = -(-len(learn.tasks) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
-    for ax, task in zip(axes.flat, learn.tasks):
-        for seed, rws in runs[task].items():
-            steps, returns = eval_curve(rws)
-            ax.plot(steps, returns, marker="o", ms=3, lw=1, alpha=0.8, label=f"seed {seed}")
-        paper = PAPER.get(task)
-        if paper:
-            ax.plot(list(paper), list(paper.values()), "k*", ms=9, label="TD-MPC2 paper")
-        ax.set_title(task)
-        ax.set_xlabel("env steps")
-        ax.set_ylabel("eval return")
+    cols = min(len(table), 4)
+    nrows = -(-len(table) // cols)
+    fig = Figure(figsize=(4.2 * cols, 3.1 * nrows), dpi=100)
+    for i, row in enumerate(table):
+        ax = fig.add_subplot(nrows, cols, i + 1)
+        if row["points"]:
+            x = [p["env_steps"] for p in row["points"]]
+            ax.plot(x, [p["mean"] for p in row["points"]], "o-", color="tab:blue", ms=3, label="ours (mean)")
+            ax.fill_between(x, [p["min"] for p in row["points"]], [p["max"] for p in row["points"]],
+                            color="tab:blue", alpha=0.2)
+            band = reference.band(row["algo"], row["task"], max(x))
+            if band is not None:
+                s, mean, low, high = band
+                ax.errorbar(s, mean, yerr=[mean - low, high - mean], fmt="k*", ms=8, capsize=3,
+                            label=f"official {reference.NAMES[row['algo']]}")
+        ax.set_title(f"{row['algo']} {row['task']}" + (f" ({row['variant']})" if row["variant"] else ""), fontsize=9)
         ax.set_ylim(0, 1000)
+        ax.set_xlabel("env steps", fontsize=8)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(learn.tasks):]:
-        ax.axis("off")
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fig.savefig(path)
 
 
-def main(learn: Learn) -> list[dict]:
-    runs = {task: {seed: train(learn, task, seed) for seed in learn.seeds} for task in learn.tasks}
-    table = summarise(learn, runs)
-    text = markdown(learn, table)
-    print("\n" + text)
-    tag = learn.tag if learn.tag is not None else ("small" if learn.small else "")
-    stem = os.path.join(learn.out_dir, "learning" + (f"_{tag}" if tag else ""))
+def write_outputs(learn: Learn, suite: Suite, runs: list[Run], command: str) -> str:
+    table = summarise(suite, runs)
+    stem = os.path.join(learn.out_dir, f"learning_{learn.tag or suite.preset}")
     os.makedirs(learn.out_dir, exist_ok=True)
+    text = markdown(suite, table, command)
     with open(stem + ".json", "w") as f:
-        json.dump({"config": dataclasses.asdict(learn), "table": table,
-                   "curves": {t: {str(s): [list(map(float, c)) for c in eval_curve(r)] for s, r in v.items()}
-                              for t, v in runs.items()}}, f, indent=2)
+        json.dump({"suite": learn.suite, "preset": suite.preset, "seeds": list(suite.seeds),
+                   "total_timesteps": suite.total_timesteps, "eval_every": suite.eval_every,
+                   "machine": machine(), "command": command, "table": table}, f, indent=1)
     with open(stem + ".md", "w") as f:
         f.write(text)
-    plot(learn, runs, stem + ".png")
-    print(f"wrote {stem}.json, {stem}.md and {stem}.png")
-    return table
+    plot(table, stem + ".png")
+    return text
+
+
+def main(learn: Learn, command: str = "python -m benchmarks.learning") -> list[dict]:
+    suite, runs = resolve(learn)
+    for run in runs:
+        how = state(run, suite.total_timesteps)
+        if how == "other":
+            raise SystemExit(f"error: {run.path} holds a run with other flags; delete it or choose another "
+                             "--runs_dir")
+        if learn.dry_run:
+            print(f"[{how}] python -m anakin_tdmpc.run " + shlex.join(run.argv)
+                  + (" --resume" if how == "resume" else ""))
+            continue
+        if learn.report_only or how == "done":
+            continue
+        train(run, how)
+        write_outputs(learn, suite, runs, command)
+    if learn.dry_run:
+        return []
+    text = write_outputs(learn, suite, runs, command)
+    print("\n" + text)
+    return summarise(suite, runs)
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Learn, use_underscores=True))
+    main(tyro.cli(Learn, use_underscores=True), "python -m benchmarks.learning " + shlex.join(sys.argv[1:]))
