@@ -100,3 +100,52 @@ def test_a_chunk_never_spans_more_than_the_eval_or_checkpoint_period():
     assert schedule(log_every=10**9).iters_per_chunk == 100_000 // 32  # not the whole run: the eval period
     assert schedule(log_every=10**9, eval_every=50_000, checkpoint_every=3200).iters_per_chunk == 100
     assert schedule(log_every=8).iters_per_chunk == 1
+
+
+# ------------------------------------------------------------------------------------------ presets
+
+
+def test_preset_fills_the_flags_not_given_on_the_command_line():
+    from anakin_tdmpc.run import parse_args
+
+    args = parse_args(["--preset", "cpu-small", "--num_envs", "16", "--lr=1e-3"])
+    assert (args.num_envs, args.model_size, args.latent_dim, args.batch_size, args.lr) == (16, 1, 64, 64, 1e-3)
+    # a flag given at its default value still wins over the preset
+    args = parse_args(["--preset", "cpu-small", "--model_size", "5"])
+    assert (args.model_size, args.num_envs) == (5, 8)
+    tdmpc = parse_args(["--preset", "cpu-small", "--algo", "tdmpc"])
+    assert (tdmpc.num_envs, tdmpc.mlp_dim, tdmpc.num_q, tdmpc.latent_dim) == (8, 128, None, None)
+    assert parse_args([]) == Args()  # paper: every flag at its default
+
+
+def test_preset_in_python_fills_fields_left_at_their_defaults():
+    args = config.apply_preset(Args(preset="cpu-small", num_envs=4))
+    assert (args.num_envs, args.num_samples, args.num_pi_trajs) == (4, 64, 4)
+    assert config.apply_preset(args) == args  # applying twice changes nothing
+
+
+def test_unknown_preset_is_one_line(capsys):
+    from anakin_tdmpc.run import parse_args
+
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--preset", "huge"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: unknown --preset 'huge'; valid: paper, cpu-small"
+
+
+def test_help_lists_every_preset_value():
+    import inspect
+
+    source = inspect.getsource(Args).split("preset: str")[1].split('"""')[1]
+    text = " ".join(source.split())
+    for name, per_algo in config.PRESETS.items():
+        assert name in text
+        for algo, values in per_algo.items():
+            if values:
+                flags = " ".join(f"--{k} {v}" for k, v in values.items())
+                assert f"{algo}: {flags}" in text, (algo, flags)
+
+
+def test_explicit_flags():
+    assert config.explicit_flags(["--num_envs", "8", "--lr=1e-3", "--no_planner_bf16", "--task", "x", "8"]) == {
+        "num_envs", "lr", "planner_bf16", "task"}

@@ -1,0 +1,97 @@
+"""benchmarks/learning.py's bookkeeping: which runs it trains, resumes or reads, and its table against the
+official curves; on synthetic run dirs (no training)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import pytest
+
+from anakin_tdmpc.run import parse_args
+from benchmarks import learning
+
+
+def _learn(tmp_path, **kw):
+    return learning.Learn(runs_dir=str(tmp_path / "runs"), out_dir=str(tmp_path / "out"), **kw)
+
+
+def _fake_run(run, rows, argv=None):
+    os.makedirs(run.path, exist_ok=True)
+    args = dataclasses.asdict(parse_args(list(argv or run.argv)))
+    with open(os.path.join(run.path, "config.json"), "w") as f:
+        json.dump({"args": args}, f)
+    with open(os.path.join(run.path, "metrics.jsonl"), "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+
+
+def test_the_cpu_suite_is_the_issue_list(tmp_path):
+    suite, runs = learning.resolve(_learn(tmp_path))
+    names = [e.name for e in suite.entries]
+    assert names[:8] == [f"tdmpc2__{t}" for t in ("walker-walk", "walker-run", "cheetah-run", "finger-spin",
+                                                   "cup-catch", "quadruped-walk", "reacher-three-easy",
+                                                   "cartpole-balance-sparse")]
+    assert names[8:12] == [f"tdmpc__{t}" for t in ("walker-walk", "cheetah-run", "finger-spin", "cup-catch")]
+    assert names[12:] == ["tdmpc2__walker-walk__fp32planner", "tdmpc2__cheetah-run__fp32planner"]
+    assert len(runs) == 14 * 2 and {r.seeds for r in runs} == {(1,), (2,)}
+    args = parse_args(list(runs[-1].argv))
+    assert (args.preset, args.num_envs, args.planner_bf16, args.total_timesteps) == ("cpu-small", 8, False, 100_000)
+
+
+def test_vmapped_seeds_and_filters(tmp_path):
+    suite, runs = learning.resolve(_learn(tmp_path, tasks=("cheetah-run",), num_seeds=2))
+    assert [r.path.rsplit("/", 1)[1] for r in runs] == ["tdmpc2__cheetah-run__s1-2", "tdmpc__cheetah-run__s1-2",
+                                                       "tdmpc2__cheetah-run__fp32planner__s1-2"]
+    assert parse_args(list(runs[0].argv)).num_seeds == 2
+    with pytest.raises(SystemExit, match="must divide"):
+        learning.resolve(_learn(tmp_path, seeds=(1, 2, 3), num_seeds=2))
+    with pytest.raises(SystemExit, match="no runs left"):
+        learning.resolve(_learn(tmp_path, tasks=("humanoid-walk",)))
+    _, runs = learning.resolve(_learn(tmp_path, tasks=("humanoid-walk",), algos=("tdmpc",)))
+    assert [r.entry.name for r in runs] == ["tdmpc__humanoid-walk"] * 2
+
+
+def test_new_resume_done_other(tmp_path):
+    _, runs = learning.resolve(_learn(tmp_path, tasks=("walker-walk",), algos=("tdmpc2",), seeds=(1,)))
+    run = runs[0]
+    assert learning.state(run, 100_000) == "new"
+    _fake_run(run, [{"env_steps": 20_000, "time": 60.0}])
+    assert learning.state(run, 100_000) == "resume"
+    _fake_run(run, [{"env_steps": 100_000, "time": 300.0}])
+    assert learning.state(run, 100_000) == "done"
+    _fake_run(run, [{"env_steps": 100_000, "time": 300.0}], argv=list(run.argv) + ["--lr", "1e-3"])
+    assert learning.state(run, 100_000) == "other"
+
+
+def test_main_trains_only_what_is_left(tmp_path, monkeypatch):
+    learn = _learn(tmp_path, tasks=("walker-walk",), algos=("tdmpc2",), seeds=(1, 2, 3), total_timesteps=40_000)
+    _, runs = learning.resolve(learn)
+    _fake_run(runs[0], [{"env_steps": 40_000, "time": 100.0, "eval/episode_return": 500.0}])
+    _fake_run(runs[1], [{"env_steps": 20_000, "time": 50.0, "eval/episode_return": 200.0}])
+    calls = []
+    monkeypatch.setattr(learning, "train", lambda run, how: calls.append((run.seeds, how)))
+    learning.main(learn)
+    assert calls == [((2,), "resume"), ((3,), "new")]
+    assert os.path.exists(tmp_path / "out" / "learning_cpu-small.md")
+    _fake_run(runs[0], [{"env_steps": 40_000, "time": 1.0}], argv=list(runs[0].argv) + ["--seed_steps", "9"])
+    with pytest.raises(SystemExit, match="holds a run with other flags"):
+        learning.main(learn)
+
+
+def test_table_against_the_official_curve(tmp_path):
+    learn = _learn(tmp_path, tasks=("walker-walk",), algos=("tdmpc2",), seeds=(1, 2), num_seeds=2)
+    suite, runs = learning.resolve(learn)
+    rows = [{"env_steps": 50_000, "time": 100.0, "eval/episode_return": 300.0,
+             "eval/episode_return/seed_1": 200.0, "eval/episode_return/seed_2": 400.0},
+            {"env_steps": 100_000, "time": 250.0, "eval/episode_return": 850.0,
+             "eval/episode_return/seed_1": 800.0, "eval/episode_return/seed_2": 900.0}]
+    _fake_run(runs[0], rows)
+    (row,) = learning.summarise(suite, runs)
+    assert [(p["env_steps"], p["mean"], p["min"], p["max"]) for p in row["points"]] == [
+        (50_000, 300.0, 200.0, 400.0), (100_000, 850.0, 800.0, 900.0)]
+    assert row["points"][0]["official"] is None  # not a published step
+    assert row["points"][1]["official"]["low"] == 947.7 and row["points"][1]["official"]["seeds"] == 3
+    assert row["seconds_per_100k"] == 250.0
+    text = learning.markdown(suite, [row], "cmd")
+    assert "| tdmpc2 | walker-walk | - | 300 (200–400) | 850 (800–900) | 962 (948–971) | 4.2 |" in text
