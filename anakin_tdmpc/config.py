@@ -1,6 +1,6 @@
-"""Command-line configuration: one `Args` dataclass (its docstrings are `--help`), model-size presets, and
-the step accounting that turns env-step budgets into loop iterations.
-"""
+"""The run's configuration: one `Args` dataclass (its docstrings are `--help`), presets, the overlay of
+`Args` onto the chosen agent's Config, and the step accounting that turns env-step budgets into loop
+iterations. Per-algorithm defaults live with each algorithm (agents/)."""
 
 from __future__ import annotations
 
@@ -8,54 +8,10 @@ import dataclasses
 import math
 from typing import Optional
 
-from anakin_tdmpc.tdmpc import TDMPCConfig
-from anakin_tdmpc.tdmpc2 import TDMPC2Config
+from anakin_tdmpc.agents import AGENTS, ConfigError, agent_class
 
-ALGOS = ("tdmpc2", "tdmpc")
-
-# TD-MPC2 model-size presets (millions of parameters): encoder width, MLP width, latent size,
-# encoder layers, Q-functions. From the paper's appendix / official config.
-MODEL_SIZES = {
-    1: dict(enc_dim=256, mlp_dim=384, latent_dim=128, num_enc_layers=2, num_q=2),
-    5: dict(enc_dim=256, mlp_dim=512, latent_dim=512, num_enc_layers=2, num_q=5),
-    19: dict(enc_dim=1024, mlp_dim=1024, latent_dim=768, num_enc_layers=3, num_q=5),
-    48: dict(enc_dim=1792, mlp_dim=1792, latent_dim=768, num_enc_layers=4, num_q=5),
-    317: dict(enc_dim=4096, mlp_dim=4096, latent_dim=1376, num_enc_layers=5, num_q=8),
-}
-
-
-# TD-MPC (original) per-domain defaults: every value of the official cfgs/tasks/*.yaml (cartpole, walker,
-# humanoid, dog; 4 is default.yaml's action repeat) plus the paper's action repeat 2 for finger (the official
-# repository has no finger file). TD-MPC has a single model size (enc 256, mlp 512, latent 50) and seeds 5000
-# agent steps in its single-env trainer.
-TDMPC_DOMAIN_DEFAULTS = {
-    "cartpole": dict(action_repeat=8),
-    "walker": dict(action_repeat=2),
-    "finger": dict(action_repeat=2),
-    "humanoid": dict(action_repeat=2, iterations=12, latent_dim=100),
-    "dog": dict(action_repeat=2, iterations=8, latent_dim=100, batch_size=2048, lr=3e-4),
-}
-TDMPC_ACTION_REPEAT = 4
-TDMPC_SEED_STEPS = 5000
-TDMPC2_ACTION_REPEAT = 2
-
-
-# Named configurations (--preset): flag values per algorithm, applied under the flags given explicitly.
-# "paper" is the papers' own settings (every flag at its default); "cpu-small" is a model and planner small
-# enough to learn the easy tasks on a laptop CPU in minutes and 100k env steps in well under an hour.
-PRESETS = {
-    "paper": {"tdmpc2": {}, "tdmpc": {}},
-    "cpu-small": {
-        "tdmpc2": dict(num_envs=8, model_size=1, latent_dim=64, mlp_dim=128, enc_dim=128, num_q=2, num_samples=64,
-                       num_elites=8, num_pi_trajs=4, iterations=3, batch_size=64),
-        "tdmpc": dict(num_envs=8, mlp_dim=128, enc_dim=128, num_samples=64, num_elites=8, iterations=3,
-                      batch_size=64),
-    },
-}
-
-
-class ConfigError(ValueError):
-    """A bad setting; the CLI prints its one-line message and exits with code 2."""
+# --preset names: every agent defines each of them (its PRESETS); "paper" is every flag at its default
+PRESETS = tuple(next(iter(AGENTS.values())).PRESETS)
 
 
 @dataclasses.dataclass
@@ -137,6 +93,8 @@ class Args:
     capture_video: bool = False
     """at each evaluation, render one eval episode to <run_dir>/videos/<env_steps>.mp4 (needs EGL or OSMesa;
     the run goes on without videos if neither works)"""
+    tensorboard: bool = True
+    """write TensorBoard event files to <run_dir>/tensorboard (the same scalars as metrics.jsonl)"""
     track: bool = False
     """log metrics, config and videos to Weights & Biases (WANDB_MODE=offline works without an account)"""
     wandb_project: str = "anakin_tdmpc"
@@ -167,6 +125,25 @@ class Args:
     """this process's index in [0, num_processes) (or JAX_PROCESS_ID); only process 0 logs and renders"""
 
 
+# flags that only say where / how a run is recorded; they may differ between a run and its --resume
+RUN_MANAGEMENT_FLAGS = frozenset(
+    {"run_dir", "resume", "tensorboard", "track", "wandb_project", "wandb_entity", "wandb_group", "capture_video",
+     "checkpoint_every", "keep_checkpoints", "coordinator_address", "process_id"}
+)
+
+
+def check_output_flags(args: Args) -> None:
+    """The output / resume flags, checked before anything is built or written."""
+    if args.checkpoint_every <= 0:
+        raise ConfigError(f"--checkpoint_every must be positive, got {args.checkpoint_every}")
+    if args.keep_checkpoints < 1:
+        raise ConfigError(f"--keep_checkpoints must be at least 1, got {args.keep_checkpoints}")
+    if args.resume and not args.run_dir:
+        raise ConfigError("--resume needs --run_dir, the run to continue")
+    if args.track and not args.wandb_project.strip():
+        raise ConfigError("--wandb_project must not be empty")
+
+
 _INT_TYPES, _FLOAT_TYPES = ("int", "Optional[int]"), ("float", "Optional[float]")
 
 
@@ -182,14 +159,39 @@ def _numeric_fields() -> dict[str, str]:
     return kinds
 
 
-def normalise_numeric_argv(argv: list[str]) -> list[str]:
+def parse_flags(cls, argv: list[str], prog: str, kinds: Optional[dict[str, str]] = None):
+    """A dataclass `cls` from command-line flags with tyro, numeric flags checked first (see
+    normalise_numeric_argv; `kinds`: field -> "int" / "float", default Args'). --help prints and exits 0; any
+    error raises ConfigError with the one line that says what is wrong."""
+    import contextlib
+    import io
+    import sys
+
+    import tyro
+
+    argv = normalise_numeric_argv(argv, kinds)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(cls, args=argv, use_underscores=True, prog=prog)
+    except SystemExit as e:
+        if not e.code:  # --help
+            sys.stderr.write(captured.getvalue())
+            raise
+        # tyro draws its error in a box: keep the line that says what is wrong
+        lines = [line.strip(" \t│╭╮╰╯─|+-") for line in captured.getvalue().splitlines()]
+        reason = next((line for line in lines if ": " in line), "could not parse the command line")
+        raise ConfigError(f"{reason} (see --help)") from None
+
+
+def normalise_numeric_argv(argv: list[str], kinds: Optional[dict[str, str]] = None) -> list[str]:
     """Checks every numeric flag's value on the command line before it is parsed -> argv, with integer flags
     written in float notation (`--total_timesteps 1e6`, `2.0`) turned into plain integers when exact.
 
     Raises ConfigError naming the flag and its value for a value that is not a number, a non-integer given to
     an integer flag (`--batch_size 2.5`), a number that is not finite (`--lr nan`, `--utd inf`), or a flag
     with no value."""
-    kinds, out, i = _numeric_fields(), [], 0
+    kinds, out, i = kinds or _numeric_fields(), [], 0
     while i < len(argv):
         token = argv[i]
         name, value, inline = None, None, False
@@ -269,12 +271,11 @@ def apply_preset(args: Args, explicit: Optional[set[str]] = None) -> Args:
     line). Without `explicit` (Args built in Python), a field still at its default takes the preset's value."""
     if args.preset not in PRESETS:
         raise ConfigError(f"unknown --preset '{args.preset}'; valid: {', '.join(PRESETS)}")
-    if args.algo not in ALGOS:
-        raise ConfigError(f"unknown algo '{args.algo}'; valid: {', '.join(ALGOS)}")
+    preset = agent_class(args.algo).PRESETS[args.preset]
     defaults = Args()
     if explicit is None:
         explicit = {f.name for f in dataclasses.fields(Args) if getattr(args, f.name) != getattr(defaults, f.name)}
-    values = {k: v for k, v in PRESETS[args.preset][args.algo].items() if k not in explicit}
+    values = {k: v for k, v in preset.items() if k not in explicit}
     return dataclasses.replace(args, **values)
 
 
@@ -284,20 +285,15 @@ def _domain(task: str) -> str:
     return canonical_task_name(task).split("-")[0]
 
 
-def _tdmpc_domain(task: str) -> dict:
-    return TDMPC_DOMAIN_DEFAULTS.get(_domain(task), {})
-
-
 def resolve_args(args: Args) -> Args:
-    """Fill the flags whose default (None) depends on the algorithm and task: action repeat and batch size
-    (per domain for tdmpc). Seed steps depend on the episode length and env count: see make_schedule."""
-    tdmpc = args.algo == "tdmpc"
-    domain = _tdmpc_domain(args.task) if tdmpc else {}
+    """Fill the flags whose default (None) depends on the algorithm and task: action repeat and batch size.
+    Seed steps depend on the episode length and env count: see make_schedule."""
+    agent = agent_class(args.algo)
     values = {}
     if args.action_repeat is None:
-        values["action_repeat"] = domain.get("action_repeat", TDMPC_ACTION_REPEAT) if tdmpc else TDMPC2_ACTION_REPEAT
+        values["action_repeat"] = agent.default_action_repeat(_domain(args.task))
     if args.batch_size is None:
-        values["batch_size"] = domain.get("batch_size", TDMPCConfig.batch_size) if tdmpc else TDMPC2Config.batch_size
+        values["batch_size"] = agent.base_config(_domain(args.task), args).batch_size
     return dataclasses.replace(args, **values) if values else args
 
 
@@ -305,69 +301,30 @@ def default_seed_steps(algo: str, episode_length: int, num_envs: int) -> int:
     """Agent steps of random actions, summed over envs: the official single-env trainer's amount (tdmpc2
     max(1000, 5 x episode length); tdmpc 5000), or num_envs x episode length if that is more, so that every
     one of the num_envs envs finishes at least one whole episode of random actions before learning starts."""
-    single = TDMPC_SEED_STEPS if algo == "tdmpc" else max(1000, 5 * episode_length)
-    return max(single, num_envs * episode_length)
+    return max(agent_class(algo).single_env_seed_steps(episode_length), num_envs * episode_length)
 
 
-def tdmpc_config(args: Args) -> TDMPCConfig:
-    """TD-MPC's config: the paper's defaults, the task domain's (humanoid), then any explicit overrides."""
+# Args fields that set a field of the same name in some agent's Config (the agent-specific flags)
+_AGENT_FIELDS = {f.name for agent in AGENTS.values() for f in dataclasses.fields(agent.Config)}
+
+
+def agent_config(args: Args):
+    """The chosen agent's Config: its base for the task (model size, per-domain defaults), then every flag
+    given that names one of its Config fields. A flag that only another agent has is refused."""
+    agent = agent_class(args.algo)
     args = resolve_args(args)
-    if args.model_size != Args.model_size:
-        raise ConfigError("--model_size is a TD-MPC2 preset; tdmpc has one size (override --enc_dim, --mlp_dim, "
-                          "--latent_dim instead)")
-    for name in ("num_q", "num_enc_layers"):
-        if getattr(args, name) is not None:
-            raise ConfigError(f"--{name} applies to tdmpc2 only")
-    values = {k: v for k, v in _tdmpc_domain(args.task).items() if k != "action_repeat"}
-    for name in ("horizon", "iterations", "num_samples", "num_elites", "num_pi_trajs", "enc_dim", "mlp_dim",
-                 "latent_dim", "lr", "batch_size"):
-        if getattr(args, name) is not None:
-            values[name] = getattr(args, name)
-    cfg = dataclasses.replace(TDMPCConfig(), **values)
-    for name in ("horizon", "iterations", "num_samples", "num_elites", "enc_dim", "mlp_dim", "latent_dim",
-                 "batch_size"):
-        if getattr(cfg, name) <= 0:
-            raise ConfigError(f"--{name} must be positive, got {getattr(cfg, name)}")
-    if cfg.lr <= 0:
-        raise ConfigError(f"--lr must be positive, got {cfg.lr}")
-    num_pi_trajs = cfg.num_pi_trajs if cfg.num_pi_trajs is not None else int(cfg.mixture_coef * cfg.num_samples)
-    if num_pi_trajs < 0:
-        raise ConfigError(f"--num_pi_trajs must be >= 0, got {num_pi_trajs}")
-    if cfg.num_elites > cfg.num_samples + num_pi_trajs:
-        raise ConfigError(f"--num_elites ({cfg.num_elites}) must not exceed the {cfg.num_samples + num_pi_trajs} "
-                          "sequences (num_samples + num_pi_trajs)")
-    return dataclasses.replace(cfg, num_pi_trajs=num_pi_trajs)
-
-
-def algo_config(args: Args) -> TDMPC2Config | TDMPCConfig:
-    """The algorithm's config: the model-size preset (tdmpc2) or the paper's defaults (tdmpc), then any
-    explicit overrides."""
-    if args.algo == "tdmpc":
-        return tdmpc_config(args)
-    if args.model_size not in MODEL_SIZES:
-        raise ConfigError(f"--model_size must be one of {sorted(MODEL_SIZES)}, got {args.model_size}")
-    values = dict(MODEL_SIZES[args.model_size])
-    for name in ("horizon", "iterations", "num_samples", "num_elites", "num_pi_trajs", "enc_dim", "mlp_dim",
-                 "latent_dim", "num_q", "num_enc_layers", "lr", "batch_size"):
-        if getattr(args, name) is not None:
-            values[name] = getattr(args, name)
-    cfg = dataclasses.replace(TDMPC2Config(), planner_bf16=args.planner_bf16, **values)
-    positive = ("horizon", "iterations", "num_samples", "num_elites", "enc_dim", "mlp_dim", "latent_dim",
-                "num_enc_layers", "batch_size")
-    for name in positive:
-        if getattr(cfg, name) <= 0:
-            raise ConfigError(f"--{name} must be positive, got {getattr(cfg, name)}")
-    if cfg.lr <= 0:
-        raise ConfigError(f"--lr must be positive, got {cfg.lr}")
-    if cfg.latent_dim % cfg.simnorm_dim:
-        raise ConfigError(f"--latent_dim must be a multiple of {cfg.simnorm_dim}, got {cfg.latent_dim}")
-    if cfg.num_q < 2:
-        raise ConfigError(f"--num_q must be at least 2, got {cfg.num_q}")
-    if not 0 <= cfg.num_pi_trajs < cfg.num_samples:
-        raise ConfigError(f"--num_pi_trajs must be in [0, num_samples), got {cfg.num_pi_trajs}")
-    if cfg.num_elites > cfg.num_samples:
-        raise ConfigError(f"--num_elites ({cfg.num_elites}) must not exceed --num_samples ({cfg.num_samples})")
-    return cfg
+    base = agent.base_config(_domain(args.task), args)
+    own = {f.name for f in dataclasses.fields(agent.Config)}
+    defaults, values = Args(), {}
+    for field in dataclasses.fields(Args):
+        value = getattr(args, field.name)
+        if field.name in own:
+            if value is not None:
+                values[field.name] = value
+        elif field.name in _AGENT_FIELDS and value != getattr(defaults, field.name):
+            others = [name for name, a in AGENTS.items() if field.name in {f.name for f in dataclasses.fields(a.Config)}]
+            raise ConfigError(f"--{field.name} applies to {' and '.join(others)} only")
+    return dataclasses.replace(base, **values).validate()
 
 
 @dataclasses.dataclass(frozen=True)

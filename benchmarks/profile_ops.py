@@ -24,11 +24,10 @@ import tempfile
 import time
 
 import jax
-import numpy as np
 import tyro
 
-from anakin_tdmpc.buffer import Batch
-from anakin_tdmpc.tdmpc2 import TDMPC2, TDMPC2Config
+from anakin_tdmpc.loop.replay import Batch
+from anakin_tdmpc.agents.tdmpc2 import TDMPC2, TDMPC2Config
 
 
 @dataclasses.dataclass
@@ -119,7 +118,7 @@ def report(title: str, compiled, args: tuple, opts: Options) -> None:
           "(summed over ops; exceeds wall time where ops overlap)\n\n| category | ms per call | share |\n|---|---:|---:|")
     for cat, us in by_category.most_common():
         print(f"| {cat} | {us / 1e3 / opts.runs:.1f} | {100 * us / total:.0f}% |")
-    print(f"\n| op | category | shape | ms per call |\n|---|---|---|---:|")
+    print("\n| op | category | shape | ms per call |\n|---|---|---|---:|")
     for name, us in per_op.most_common(opts.top):
         cat, shape = label(name, lines, bodies)
         print(f"| {name} | {cat} | {shape} | {us / 1e3 / opts.runs:.1f} |")

@@ -59,13 +59,13 @@ def main(opts: Options) -> list[dict]:
     import numpy as np
 
     from anakin_tdmpc.config import Args
-    from anakin_tdmpc.parallel import Parallel
+    from anakin_tdmpc.loop.parallel import Parallel
     from benchmarks.throughput import machine, markdown
 
     if opts.quick:
         opts = dataclasses.replace(opts, task="cartpole-balance", model_size=1, num_envs=4, iters=2)
     extra = QUICK_PLANNER if opts.quick else {}
-    from anakin_tdmpc.run import build
+    from anakin_tdmpc.build import build
 
     setups = []
     for d in opts.devices:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import inspect
 import json
 import math
 import os
@@ -42,9 +41,9 @@ import jax.numpy as jnp
 import numpy as np
 import tyro
 
-from anakin_tdmpc import buffer as replay
+from anakin_tdmpc.loop import replay
 from anakin_tdmpc.config import Args
-from anakin_tdmpc.run import build
+from anakin_tdmpc.build import build
 
 # algorithm -> model name -> Args overrides; the first model of each is the default-size one
 MODELS = {
@@ -126,13 +125,10 @@ def median_time(fn: Callable, *args, reps: int) -> float:
 
 
 def act_fn(algo) -> Callable:
-    """`algo.act` in training mode as f(agent, obs, plan_mean, rng, step), whichever signature it has."""
-    takes_step = "step" in inspect.signature(algo.act).parameters
+    """`algo.act` in training mode as f(agent, obs, plan_mean, rng, agent_steps)."""
 
-    def act(agent, obs, plan_mean, rng, step):
-        if takes_step:
-            return algo.act(agent, obs, plan_mean, rng, False, step)
-        return algo.act(agent, obs, plan_mean, rng, False)
+    def act(agent, obs, plan_mean, rng, agent_steps):
+        return algo.act(agent, obs, plan_mean, rng, False, agent_steps)
 
     return act
 
@@ -366,7 +362,7 @@ class HostLoop:
                 while self.updates_done >= 1:
                     self.updates_done -= 1
                     batch = self.to_batch(*self.buffer.sample(self.batch_size))
-                    self.agent, _ = self.update(self.agent, batch, k_update)
+                    self.agent, _, _ = self.update(self.agent, batch, k_update)
         jax.block_until_ready(self.agent)
 
 

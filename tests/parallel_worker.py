@@ -12,10 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from anakin_tdmpc import checkpoint
+from anakin_tdmpc.session import checkpoint
 from anakin_tdmpc.config import Args
-from anakin_tdmpc.parallel import Parallel
-from anakin_tdmpc.run import build
+from anakin_tdmpc.loop.parallel import Parallel
+from anakin_tdmpc.build import build
 
 # a tiny cartpole-balance run: 8 envs, batch 16; seeding ends at iteration 10 (80 agent steps)
 TINY = dict(task="cartpole-balance", num_envs=8, model_size=1, latent_dim=16, mlp_dim=32, enc_dim=32, num_q=2,

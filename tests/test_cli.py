@@ -8,21 +8,7 @@ import sys
 
 import pytest
 
-from anakin_tdmpc.run import main
-
-TINY = ["--task", "cartpole-balance", "--num_envs", "4", "--model_size", "1", "--latent_dim", "16", "--mlp_dim", "32",
-        "--enc_dim", "32", "--num_samples", "16", "--num_elites", "4", "--num_pi_trajs", "2", "--iterations", "2",
-        "--batch_size", "8", "--seed_steps", "40", "--episode_length", "20", "--total_timesteps", "480",
-        "--eval_every", "240", "--eval_episodes", "2", "--log_every", "80"]
-
-
-def run_main(argv):
-    try:
-        main(argv)
-    except SystemExit as e:
-        return e.code
-    return 0
-
+from conftest import TINY, TINY_TDMPC, run_main
 
 @pytest.mark.parametrize(
     "argv, message",
@@ -72,13 +58,13 @@ def test_integer_flags_in_float_notation_are_accepted_when_exact():
     assert (args.total_timesteps, args.num_envs, args.lr) == (1_000_000, 32, 3e-4)
 
 
-def test_python_args_with_non_finite_numbers_are_refused(capsys, tmp_path):
-    from anakin_tdmpc.config import Args
-    from anakin_tdmpc.run import train
+def test_python_args_with_non_finite_numbers_are_refused(tmp_path):
+    from anakin_tdmpc import Args, RunError, train
 
-    with pytest.raises(SystemExit) as info:
+    with pytest.raises(RunError) as info:
         train(Args(lr=float("nan"), run_dir=str(tmp_path / "run")))
-    assert info.value.code == 2 and capsys.readouterr().err.strip() == "error: --lr must be a finite number, got nan"
+    assert info.value.exit_code == 2 and str(info.value) == "--lr must be a finite number, got nan"
+    assert not (tmp_path / "run").exists()
 
 
 def test_unwritable_run_dir_is_refused_before_anything_loads(capsys, tmp_path, monkeypatch):
@@ -113,11 +99,6 @@ def test_refuses_a_run_dir_holding_another_run(capsys, tmp_path):
     assert code == 2 and len(err) == 1 and "already holds a different run" in err[0]
     assert json.loads((run_dir / "config.json").read_text()) == {"args": {"task": "walker-walk"}}
     assert (run_dir / "metrics.jsonl").read_text() == '{"env_steps": 1}\n'
-
-
-# the same tiny run for TD-MPC: no TD-MPC2 size preset, the action repeat pinned to 2 (its cartpole default is 8)
-_PRESET = TINY.index("--model_size")
-TINY_TDMPC = TINY[:_PRESET] + TINY[_PRESET + 2:] + ["--algo", "tdmpc", "--action_repeat", "2"]
 
 
 @pytest.mark.parametrize("algo", ["tdmpc2", "tdmpc"])

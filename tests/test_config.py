@@ -32,7 +32,7 @@ TDMPC_BY_DOMAIN = {
 
 def _tdmpc(task, **flags):
     args = config.resolve_args(Args(algo="tdmpc", task=task, **flags))
-    cfg = config.algo_config(args)
+    cfg = config.agent_config(args)
     return args.action_repeat, cfg.iterations, cfg.latent_dim, cfg.batch_size, cfg.lr
 
 
@@ -48,7 +48,7 @@ def test_explicit_flags_win_over_domain_defaults_and_domain_over_generic():
     assert _tdmpc("dog-walk", num_samples=64)[3] == 2048  # an unrelated flag leaves the dog's batch alone
     # the domain values are tdmpc's: tdmpc2 on dog keeps its own defaults
     args = config.resolve_args(Args(task="dog-run"))
-    cfg = config.algo_config(args)
+    cfg = config.agent_config(args)
     assert (args.action_repeat, args.batch_size, cfg.lr, cfg.latent_dim) == (2, 256, 3e-4, 512)
 
 
@@ -136,11 +136,14 @@ def test_unknown_preset_is_one_line(capsys):
 def test_help_lists_every_preset_value():
     import inspect
 
+    from anakin_tdmpc.agents import AGENTS
+
     source = inspect.getsource(Args).split("preset: str")[1].split('"""')[1]
     text = " ".join(source.split())
-    for name, per_algo in config.PRESETS.items():
+    for name in config.PRESETS:
         assert name in text
-        for algo, values in per_algo.items():
+        for algo, agent in AGENTS.items():
+            values = agent.PRESETS[name]
             if values:
                 flags = " ".join(f"--{k} {v}" for k, v in values.items())
                 assert f"{algo}: {flags}" in text, (algo, flags)

@@ -80,7 +80,7 @@ def test_vmapped_kinematics_compiles_with_the_envs_options():
 
 RENDER_DEFAULT_POSE = """
 import numpy as np
-from anakin_tdmpc.video import VideoRecorder, choose_backend
+from anakin_tdmpc.session.video import VideoRecorder, choose_backend
 backend, why = choose_backend(prefer_gpu=False)
 if backend is None:
     print("no-backend", why)
@@ -140,7 +140,7 @@ PARITY["dog-stand"] = _DOG[:5] + (0.15,)
 @pytest.mark.slow
 @pytest.mark.parametrize("task", DOG_TASKS)
 def test_parity_with_dm_control(task):
-    from test_envs_custom import check_parity
+    from envcheck import check_parity
 
     check_parity(task, PARITY[task])
 
@@ -148,6 +148,6 @@ def test_parity_with_dm_control(task):
 @pytest.mark.slow
 @pytest.mark.parametrize("task", DOG_TASKS)
 def test_runs_in_fused_loop(task):
-    from test_envs_custom import test_runs_in_fused_loop as run_one_chunk
+    from envcheck import run_one_chunk
 
     run_one_chunk(task)

@@ -5,10 +5,8 @@ in ~3 minutes. The bar (>= 600 and >= random + 250) is far above random and leav
 
 import json
 
-import jax
-import numpy as np
+from conftest import random_policy_return
 
-from anakin_tdmpc.envs import make_env
 from anakin_tdmpc.run import main
 
 CONFIG = ["--algo", "tdmpc2", "--task", "cartpole-balance", "--total_timesteps", "20000", "--num_envs", "8",
@@ -16,23 +14,6 @@ CONFIG = ["--algo", "tdmpc2", "--task", "cartpole-balance", "--total_timesteps",
           "--num_q", "2", "--num_samples", "64", "--num_elites", "8", "--num_pi_trajs", "4", "--iterations", "3",
           "--batch_size", "64", "--seed_steps", "1000", "--eval_every", "10000", "--eval_episodes", "8",
           "--log_every", "4000", "--seed", "1"]
-
-
-def random_policy_return(task: str, episodes: int = 8, action_repeat: int = 2) -> float:
-    env = make_env(task, action_repeat=action_repeat)
-
-    def run(key):
-        state = env.reset(key, episodes)
-
-        def step(state, k):
-            action = jax.random.uniform(k, (episodes, env.action_dim), minval=-1, maxval=1)
-            state, out = env.step(state, action)
-            return state, out.reward
-
-        _, rewards = jax.lax.scan(step, state, jax.random.split(key, env.episode_length))
-        return rewards.sum(0)
-
-    return float(np.mean(jax.jit(run)(jax.random.key(0))))
 
 
 def test_tdmpc2_learns_cartpole_balance(tmp_path):

@@ -9,7 +9,7 @@ the whole test. The bar (>= 600 and >= random + 250) is far above random and lea
 
 import json
 
-from test_learning import random_policy_return
+from conftest import random_policy_return
 
 from anakin_tdmpc.run import main
 

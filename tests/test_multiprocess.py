@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from test_parallel import TINY_CLI, environment
+from conftest import TINY, environment
 
 
 def free_port() -> int:
@@ -22,7 +22,7 @@ def test_two_processes_train_in_lockstep(tmp_path):
     exit 3), process 0 alone writes the metrics, and the checkpoint holds both buffer shards."""
     run_dir, port = tmp_path / "run", free_port()
     procs = [subprocess.Popen(
-        [sys.executable, "-m", "anakin_tdmpc.run", *TINY_CLI, "--run_dir", str(run_dir), "--coordinator_address",
+        [sys.executable, "-m", "anakin_tdmpc.run", *TINY, "--run_dir", str(run_dir), "--coordinator_address",
          f"127.0.0.1:{port}", "--num_processes", "2", "--process_id", str(i)],
         env=environment(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
     outs = [p.communicate(timeout=900)[0] for p in procs]

@@ -1,37 +1,13 @@
 """Data parallel on CPU: 2 forced devices. Multi-device runs need XLA_FLAGS before JAX starts, so they run in
-fresh interpreters (tests/parallel_worker.py, or the CLI); test_seeds.py and test_multiprocess.py use the
-helpers here."""
+fresh interpreters (tests/parallel_worker.py, or the CLI; helpers in conftest.py)."""
 
-import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from anakin_tdmpc.checkpoint import CheckpointError, check_devices
+from conftest import worker
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_CLI = ["--task", "cartpole-balance", "--num_envs", "4", "--model_size", "1", "--latent_dim", "16",
-            "--mlp_dim", "32", "--enc_dim", "32", "--num_samples", "16", "--num_elites", "4", "--num_pi_trajs", "2",
-            "--iterations", "2", "--batch_size", "8", "--seed_steps", "40", "--episode_length", "20",
-            "--total_timesteps", "480", "--eval_every", "240", "--eval_episodes", "2", "--log_every", "80"]
-
-
-def environment(devices: int = 1) -> dict:
-    env = dict(os.environ, JAX_PLATFORMS="cpu", WANDB_MODE="offline", PYTHONPATH=ROOT)
-    flags = [f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f]
-    env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={devices}"])
-    return env
-
-
-def worker(mode: str, devices: int) -> dict:
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "parallel_worker.py"), mode],
-                          env=environment(devices), capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
+from anakin_tdmpc.session.checkpoint import CheckpointError, check_devices
 
 def test_two_devices_stay_identical_and_train_like_one():
     out = worker("devices", 2)

@@ -41,3 +41,18 @@ def test_band_stops_at_the_asked_step():
     steps, mean, low, high = reference.band("tdmpc", "cheetah-run", 200_000)
     assert list(steps) == [0, 100_000, 200_000]
     assert (low <= mean).all() and (mean <= high).all()
+
+
+def test_curves_png_draws_the_official_curve_of_the_runs_algorithm():
+    from anakin_tdmpc.session.curves import curves_figure
+
+    rows = [{"env_steps": 100_000, "eval/episode_return": 500.0, "train/episode_return": 400.0}]
+    for algo, name in (("tdmpc2", "TD-MPC2"), ("tdmpc", "TD-MPC")):
+        ax = curves_figure(rows, "cheetah-run", algo, 300_000).axes[0]
+        (official,) = [line for line in ax.get_lines() if line.get_label().startswith("official")]
+        assert official.get_label() == f"official {name} (3 seeds)"
+        steps, mean, _, _ = reference.band(algo, "cheetah-run", 300_000)
+        assert list(official.get_xdata()) == [0, 100_000, 200_000, 300_000] == list(steps)
+        assert list(official.get_ydata()) == list(mean)
+    ax = curves_figure(rows, "point_mass-easy", "tdmpc2", 300_000).axes[0]  # no published curve: none drawn
+    assert not [line for line in ax.get_lines() if line.get_label().startswith("official")]

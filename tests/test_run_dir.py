@@ -6,17 +6,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from anakin_tdmpc import checkpoint
-from anakin_tdmpc.run import RunDirBusy, lock_run_dir
+from anakin_tdmpc.session import checkpoint
+from anakin_tdmpc.session.run_dir import Lock, RunDirBusy
 
 HOLD = """
 import sys, time
-from anakin_tdmpc.run import lock_run_dir
-lock_run_dir(sys.argv[1])
+from anakin_tdmpc.session.run_dir import Lock
+lock = Lock(sys.argv[1])
 print("locked", flush=True)
 time.sleep(600)
 """
@@ -34,20 +33,19 @@ def test_a_second_process_is_refused_and_a_dead_holder_blocks_nothing(tmp_path):
     holder = _holder(run_dir)
     try:
         with pytest.raises(RunDirBusy, match=f"in use by another process \\(pid {holder.pid}\\)"):
-            lock_run_dir(str(run_dir))
+            Lock(str(run_dir))
     finally:
         holder.send_signal(signal.SIGKILL)  # a crash: the lock file stays behind
         holder.wait()
     assert (run_dir / ".lock").read_text().strip() == str(holder.pid)
-    lock_run_dir(str(run_dir))  # the stale file does not block
+    lock = Lock(str(run_dir))  # the stale file does not block
     assert (run_dir / ".lock").read_text().strip() == str(os.getpid())
-    from anakin_tdmpc.run import _LOCKS
-
-    _LOCKS.pop().close()
+    lock.release()
+    Lock(str(run_dir)).release()  # released: it can be taken again
 
 
 def test_the_cli_refuses_a_run_dir_in_use(tmp_path, capsys):
-    from test_cli import TINY, run_main
+    from conftest import TINY, run_main
 
     run_dir = tmp_path / "run"
     holder = _holder(run_dir)
@@ -112,24 +110,19 @@ def test_a_flag_added_since_the_run_is_accepted_at_its_default_only():
         "--task cheetah-run (saved) != walker-walk"]
 
 
-def test_train_releases_its_lock_when_it_returns_or_fails(tmp_path):
-    from anakin_tdmpc import run
+def test_train_releases_its_lock_when_it_returns_or_fails(tmp_path, monkeypatch):
+    from anakin_tdmpc.session import trainer
 
     run_dir = str(tmp_path / "run")
 
-    def fake_train(args):
-        lock_run_dir(run_dir)
-        if args == "fail":
+    def setup(self):
+        self.lock = Lock(run_dir)
+        if self.args == "fail":
             raise RuntimeError("boom")
-        return run_dir
 
-    original, before = run._train, len(run._LOCKS)
-    run._train = fake_train
-    try:
-        assert run.train("ok") == run_dir
-        with pytest.raises(RuntimeError):
-            run.train("fail")
-        assert run.train("ok") == run_dir  # each call could take the lock again
-    finally:
-        run._train = original
-    assert len(run._LOCKS) == before
+    monkeypatch.setattr(trainer.Trainer, "setup", setup)
+    monkeypatch.setattr(trainer.Trainer, "run", lambda self: run_dir)
+    assert trainer.train("ok") == run_dir
+    with pytest.raises(RuntimeError):
+        trainer.train("fail")
+    assert trainer.train("ok") == run_dir  # each call could take the lock again

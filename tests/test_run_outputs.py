@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from test_cli import TINY
+from conftest import TINY
 
 WALL_CLOCK = ("sps", "time", "eval/time")
 FAKE_KEY = "f" * 8 + "0123456789abcdef0123456789abcdef"  # must never show up in outputs
@@ -22,7 +22,7 @@ RUN = "import sys; from anakin_tdmpc.run import main; main(sys.argv[1:])"
 # env step KILL_AT
 KILLED_RUN = """
 import os, signal, sys
-from anakin_tdmpc import logger
+from anakin_tdmpc.session import logger
 log = logger.RunLogger.log
 def log_then_die(self, row):
     log(self, row)
@@ -36,7 +36,7 @@ main(sys.argv[1:])
 # row of that step (METRICS) fails with ENOSPC
 DISK_FULL_RUN = """
 import errno, os, sys
-from anakin_tdmpc import checkpoint, logger
+from anakin_tdmpc.session import checkpoint, logger
 at, what = int(os.environ["FULL_AT"]), os.environ["FULL_WHAT"]
 write_raw, log = checkpoint.Checkpointer.write_raw, logger.RunLogger.log
 def full_write_raw(self, step, arrays, meta):
@@ -94,7 +94,7 @@ def damage(run_dir, step):
 def plant_nan(run_dir, step):
     """NaNs in the replay buffer of checkpoint `step` (rewritten with a valid hash): the next chunk's
     updates produce NaN losses."""
-    from anakin_tdmpc.checkpoint import Checkpointer
+    from anakin_tdmpc.session.checkpoint import Checkpointer
 
     ckpt = Checkpointer(run_dir)
     meta = ckpt.read_meta(step)
@@ -197,7 +197,7 @@ def test_disk_full_is_one_line_and_keeps_the_last_complete_checkpoint(runs, what
     assert not any("Traceback" in line for line in err)
     kept = {"checkpoint": [160], "metrics": [160, 320]}[what]
     assert steps(run_dir) == kept and err[-1].endswith(os.path.join(run_dir, "checkpoints", str(kept[-1])))
-    from anakin_tdmpc.checkpoint import Checkpointer
+    from anakin_tdmpc.session.checkpoint import Checkpointer
 
     reader = Checkpointer(run_dir, create=False)  # the kept checkpoint is complete: its bytes match its hash
     meta = reader.read_meta(kept[-1])
@@ -305,8 +305,8 @@ def test_guard_names_the_first_non_finite_quantity():
     import jax.numpy as jnp
     import numpy as np
 
-    from anakin_tdmpc.guard import DivergenceGuard
-    from anakin_tdmpc.parallel import float_leaf_names
+    from anakin_tdmpc.session.guard import DivergenceGuard
+    from anakin_tdmpc.loop.parallel import float_leaf_names
 
     agent = {"params": {"pi": jnp.ones(3), "qs": jnp.ones((2, 2))}, "updates": jnp.zeros((), jnp.int32)}
     names = float_leaf_names(agent)
@@ -320,3 +320,57 @@ def test_guard_names_the_first_non_finite_quantity():
     seeds = DivergenceGuard(names, [4, 5, 6])
     assert seeds.check({}, [], np.array([[True, True], [True, True], [False, True]])) == \
         "non-finite parameter agent['params']['pi'] (seed 6)"
+
+
+def test_evaluate_reproduces_the_logged_eval_and_touches_nothing(runs, capsys):
+    """`python -m anakin_tdmpc.evaluate` on the reference run: the latest checkpoint (480) with the run's
+    eval episodes gives the return the run logged there, bit for bit; metrics and checkpoints stay as they
+    were; eval_480.json (and a video where rendering works) is written."""
+    import hashlib
+
+    from anakin_tdmpc import evaluate
+
+    run_dir = runs["reference"]
+
+    def snapshot():
+        with open(os.path.join(run_dir, "metrics.jsonl"), "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest(), steps(run_dir)
+
+    before = snapshot()
+    evaluate.main(["--run_dir", run_dir, "--episodes", "2", "--capture_video"])
+    out = capsys.readouterr().out
+    logged = [r for r in metrics(run_dir) if r["env_steps"] == 480][0]["eval/episode_return"]
+    result = json.load(open(os.path.join(run_dir, "eval_480.json")))
+    assert result["env_steps"] == 480 and result["episodes"] == 2 and result["mean"] == logged
+    assert result["min"] <= result["mean"] <= result["max"] and len(result["per_seed"]["1"]["returns"]) == 2
+    assert f"return {logged:.1f}" in out and "eval_480.json" in out
+    assert snapshot() == before
+    if os.path.isdir(os.path.join(run_dir, "videos")):  # rendering works here (see test_eval_videos)
+        assert result["videos"] == [os.path.join(run_dir, "videos", "eval_480.mp4")]
+        assert os.path.getsize(result["videos"][0]) > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--checkpoint", "123"], "has no checkpoint at env step 123; it has 160, 320, 480"),
+    (["--episodes", "0"], "--episodes must be positive, got 0"),
+    (["--episodes", "two"], "--episodes expects an integer, got 'two'"),
+])
+def test_evaluate_bad_input_is_one_line(runs, capsys, argv, message):
+    from anakin_tdmpc import evaluate
+
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(["--run_dir", runs["reference"]] + argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def test_evaluate_refuses_a_damaged_checkpoint_and_a_missing_run(runs, capsys, tmp_path):
+    from anakin_tdmpc import evaluate
+
+    for argv, message in [(["--run_dir", runs["damaged"], "--checkpoint", "320"], "is damaged"),
+                          (["--run_dir", str(tmp_path / "none")], "no run dir"),
+                          (["--run_dir", str(tmp_path)], "holds no run (no config.json)")]:
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code == 2 and len(err) == 1 and message in err[0], err

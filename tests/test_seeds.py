@@ -3,7 +3,7 @@ for the shared worker)."""
 
 import numpy as np
 
-from test_parallel import worker
+from conftest import worker
 
 
 def test_seeds_vmapped_equal_single_runs():
@@ -29,7 +29,7 @@ def test_cli_logs_every_seed_and_resumes(tmp_path, capsys):
     of the finished run restores the 2-seed checkpoint and adds nothing."""
     import json
 
-    from test_cli import TINY, run_main
+    from conftest import TINY, run_main
 
     run_dir = tmp_path / "run"
     argv = TINY + ["--num_seeds", "2", "--seed", "3", "--run_dir", str(run_dir)]
@@ -47,3 +47,12 @@ def test_cli_logs_every_seed_and_resumes(tmp_path, capsys):
     assert run_main(argv + ["--resume"]) == 0
     assert "resuming from" in capsys.readouterr().err
     assert [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()] == rows
+    # each seed of the run evaluates to the return the run logged for it (python -m anakin_tdmpc.evaluate)
+    from anakin_tdmpc import evaluate
+
+    evaluate.main(["--run_dir", str(run_dir), "--episodes", "2"])
+    result = json.loads((run_dir / "eval_480.json").read_text())
+    assert {s: r["mean"] for s, r in result["per_seed"].items()} == {
+        "3": last["eval/episode_return/seed_3"], "4": last["eval/episode_return/seed_4"]}
+    assert "seed 4:" in capsys.readouterr().out
+

@@ -8,10 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from anakin_tdmpc import buffer as replay
+from conftest import PointEnv
+
 from anakin_tdmpc import config
-from anakin_tdmpc.buffer import Batch
-from anakin_tdmpc.tdmpc import TDMPC, TDMPCConfig, linear_schedule, planning_horizon, std_floor
+from anakin_tdmpc.loop.replay import Batch
+from anakin_tdmpc.agents.tdmpc import TDMPC, TDMPCConfig, linear_schedule, planning_horizon, std_floor
 
 TINY = TDMPCConfig(latent_dim=8, enc_dim=32, mlp_dim=32, num_samples=64, num_elites=8, num_pi_trajs=4,
                    iterations=3, batch_size=16)
@@ -157,7 +158,7 @@ def test_loss_values_on_a_known_batch():
     cfg, algo, update = TINY, ALGO, UPDATE
     agent = algo.init(jax.random.key(0))
     batch = random_batch(jax.random.key(1), cfg)
-    _, metrics = update(agent, batch, jax.random.key(2))
+    _, metrics, priority = update(agent, batch, jax.random.key(2))
     rho = (0.5 ** np.arange(cfg.horizon))[:, None]
     r = np.asarray(batch.reward)
     reward = (rho * r**2).sum(0)
@@ -172,17 +173,17 @@ def test_loss_values_on_a_known_batch():
     assert float(metrics["consistency_loss"]) == pytest.approx(float(consistency.mean()), rel=1e-5)
     assert float(metrics["total_loss"]) == pytest.approx(float(total.mean()), rel=1e-5)
     assert float(metrics["weighted_loss"]) == pytest.approx(float((total * np.asarray(batch.weight)).mean()), rel=1e-5)
-    np.testing.assert_allclose(metrics[replay.PRIORITY_KEY], (rho * 2 * np.abs(r)).sum(0), rtol=1e-5)
+    np.testing.assert_allclose(priority, (rho * 2 * np.abs(r)).sum(0), rtol=1e-5)
     # each per-sample loss is clamped at 1e4 (rewards of ~1000 give reward losses of ~1e6)
     big = random_batch(jax.random.key(1), cfg, reward_scale=1000.0)
-    _, metrics = update(agent, big, jax.random.key(2))
+    _, metrics, priority = update(agent, big, jax.random.key(2))
     assert float(metrics["reward_loss"]) > 1e5
     expected = 2 * float(metrics["consistency_loss"]) + 0.5 * 1e4 + 0.1 * 1e4
     assert float(metrics["total_loss"]) == pytest.approx(expected, rel=1e-4)
     r = np.asarray(big.reward)
-    np.testing.assert_allclose(metrics[replay.PRIORITY_KEY], np.minimum((rho * 2 * np.abs(r)).sum(0), 1e4), rtol=1e-5)
+    np.testing.assert_allclose(priority, np.minimum((rho * 2 * np.abs(r)).sum(0), 1e4), rtol=1e-5)
     huge = big._replace(reward=big.reward * 100)
-    np.testing.assert_array_equal(update(agent, huge, jax.random.key(2))[1][replay.PRIORITY_KEY], 1e4)
+    np.testing.assert_array_equal(update(agent, huge, jax.random.key(2))[2], 1e4)
 
 
 def test_update_lowers_the_loss_and_target_ema_every_two_updates():
@@ -190,10 +191,10 @@ def test_update_lowers_the_loss_and_target_ema_every_two_updates():
     agent0 = algo.init(jax.random.key(0))
     batch = random_batch(jax.random.key(1), cfg)
     key = jax.random.key(2)
-    agent1, m0 = update(agent0, batch, key)
-    agent2, m1 = update(agent1, batch, key)  # same batch, same randomness: loss at the updated parameters
+    agent1, m0, _ = update(agent0, batch, key)
+    agent2, m1, _ = update(agent1, batch, key)  # same batch, same randomness: loss at the updated parameters
     assert float(m1["total_loss"]) < float(m0["total_loss"])
-    agent3, _ = update(agent2, batch, key)
+    agent3, _, _ = update(agent2, batch, key)
     leaf = lambda tree: np.asarray(jax.tree.leaves(tree["encoder"])[0])  # noqa: E731
     # update 1 (counter 0): EMA; update 2 (counter 1): none; update 3 (counter 2): EMA
     ema = lambda target, online: target + 0.01 * (online - target)  # noqa: E731
@@ -206,7 +207,7 @@ def test_update_lowers_the_loss_and_target_ema_every_two_updates():
     assert not np.array_equal(jax.tree.leaves(agent3.params["pi"])[0], jax.tree.leaves(agent0.params["pi"])[0])
     agent = agent3
     for _ in range(30):
-        agent, m = update(agent, batch, key)
+        agent, m, _ = update(agent, batch, key)
     assert float(m["total_loss"]) < 0.8 * float(m0["total_loss"])
     assert int(agent.updates) == 33
 
@@ -227,67 +228,32 @@ def test_cli_defaults_for_tdmpc():
     assert args.batch_size == 512 and args.seed_steps is None  # seed steps: make_schedule (tests/test_config.py)
     tdmpc2 = config.resolve_args(config.Args(task="cartpole-swingup"))
     assert tdmpc2.action_repeat == 2 and tdmpc2.batch_size == 256 and tdmpc2.seed_steps is None
-    cfg = config.algo_config(config.Args(algo="tdmpc"))
+    cfg = config.agent_config(config.Args(algo="tdmpc"))
     assert (cfg.latent_dim, cfg.enc_dim, cfg.mlp_dim, cfg.horizon) == (50, 256, 512, 5)
     assert (cfg.batch_size, cfg.lr, cfg.discount) == (512, 1e-3, 0.99)
     assert (cfg.num_samples, cfg.num_pi_trajs, cfg.num_elites, cfg.iterations) == (512, 25, 64, 6)
-    humanoid = config.algo_config(config.Args(algo="tdmpc", task="humanoid-run"))
+    humanoid = config.agent_config(config.Args(algo="tdmpc", task="humanoid-run"))
     assert humanoid.latent_dim == 100 and humanoid.iterations == 12
-    small = config.algo_config(config.Args(algo="tdmpc", num_samples=64, latent_dim=20, lr=3e-4))
+    small = config.agent_config(config.Args(algo="tdmpc", num_samples=64, latent_dim=20, lr=3e-4))
     assert (small.num_pi_trajs, small.latent_dim, small.lr) == (3, 20, 3e-4)
     with pytest.raises(config.ConfigError, match="tdmpc2 only"):
-        config.algo_config(config.Args(algo="tdmpc", num_q=5))
+        config.agent_config(config.Args(algo="tdmpc", num_q=5))
     with pytest.raises(config.ConfigError, match="TD-MPC2 preset"):
-        config.algo_config(config.Args(algo="tdmpc", model_size=1))
+        config.agent_config(config.Args(algo="tdmpc", model_size=1))
 
 
 # ------------------------------------------------------------------------------------------ fused loop
 
 
-class PointEnv:
-    """A cheap stand-in for the MJX env (the loop only needs reset / step / sizes / jit): a point on a line pushed
-    by the action, reward -|position|, episodes of 20 steps with auto-reset. Keeps this test's compile short."""
-
-    obs_dim, action_dim, episode_length, action_repeat = 3, 1, 20, 1
-
-    @staticmethod
-    def jit(fn, **kwargs):
-        """The loop compiles through its env (``Env.jit``); this one needs no XLA options."""
-        return jax.jit(fn, **kwargs)
-
-    def _obs(self, pos, step):
-        return jnp.stack([pos, jnp.sin(pos), step / self.episode_length], axis=-1)
-
-    def reset(self, rng, num_envs):
-        from anakin_tdmpc.envs import EnvState
-
-        pos = jax.random.uniform(rng, (num_envs,), minval=-1, maxval=1)
-        steps = jnp.zeros((num_envs,), jnp.int32)
-        return EnvState(pos, self._obs(pos, steps), steps, jnp.zeros((num_envs,)), jax.random.split(rng, num_envs))
-
-    def step(self, state, action):
-        from anakin_tdmpc.envs import EnvState, StepOut
-
-        pos = jnp.clip(state.physics + 0.2 * action[:, 0], -2, 2)
-        reward = -jnp.abs(pos)
-        steps, ret = state.episode_step + 1, state.episode_return + reward
-        done = steps >= self.episode_length
-        out = StepOut(reward, done, self._obs(pos, steps), ret, steps)
-        pos = jnp.where(done, 0.5, pos)
-        steps = jnp.where(done, 0, steps)
-        state = EnvState(pos, self._obs(pos, steps), steps, jnp.where(done, 0.0, ret), state.rng)
-        return state, out
-
-
 def test_fused_loop_with_prioritized_replay():
     """Seeding, then updates whose priorities land in the buffer; no host transfer inside a chunk; evaluation
     reads the step schedules. (tests/test_cli.py runs the same loop on MJX cartpole through the CLI.)"""
-    from anakin_tdmpc.anakin import Anakin
+    from anakin_tdmpc.loop.fused import FusedLoop
 
     cfg = dataclasses.replace(TINY, num_samples=8, num_elites=2, num_pi_trajs=None, iterations=1, batch_size=8)
     algo = TDMPC(cfg, PointEnv.obs_dim, PointEnv.action_dim, PointEnv.episode_length)
     assert algo.cfg.num_pi_trajs == 0  # int(0.05 * 8)
-    loop = Anakin(algo, PointEnv(), num_envs=4, buffer_capacity=2000, seed_steps=40, updates_per_iter=4,
+    loop = FusedLoop(algo, PointEnv(), num_envs=4, buffer_capacity=2000, seed_steps=40, updates_per_iter=4,
                   pretrain_updates=40)
     carry = loop.init(jax.random.key(0))
     assert carry.buffer.priority.shape == (500, 4) and float(carry.buffer.max_priority) == 1.0
@@ -299,7 +265,7 @@ def test_fused_loop_with_prioritized_replay():
         jax.block_until_ready((carry, stats))
     stats = jax.device_get(stats)
     assert int(carry.agent_steps) == 96 and int(carry.agent.updates) == 40 + 14 * 4
-    assert replay.PRIORITY_KEY not in stats.update_sums and "weighted_loss" in stats.update_sums
+    assert "weighted_loss" in stats.update_sums
     assert int(stats.episodes) == 4 and np.all(np.isfinite(jax.tree.leaves(stats.update_sums)))
     priority = np.asarray(carry.buffer.priority[:24])
     written = priority[priority != 1.0]

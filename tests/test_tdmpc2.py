@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from anakin_tdmpc import networks as nets
-from anakin_tdmpc.buffer import Batch
-from anakin_tdmpc.tdmpc2 import TDMPC2, TDMPC2Config, discount_for, planner_iterations
+from anakin_tdmpc.agents import layers
+from anakin_tdmpc.loop.replay import Batch
+from anakin_tdmpc.agents.tdmpc2 import TDMPC2, TDMPC2Config, discount_for, planner_iterations
 
 TINY = TDMPC2Config(latent_dim=16, enc_dim=32, mlp_dim=32, num_q=3, num_samples=64, num_elites=8,
                     num_pi_trajs=4, iterations=3, batch_size=16)
@@ -66,7 +66,8 @@ def test_initial_loss_values_are_log_bins():
     cfg = TINY
     algo = TDMPC2(cfg, obs_dim=5, action_dim=2, episode_length=500)
     agent = algo.init(jax.random.key(0))
-    _, metrics = algo.update(agent, random_batch(jax.random.key(1), cfg), jax.random.key(2))
+    _, metrics, priorities = algo.update(agent, random_batch(jax.random.key(1), cfg), jax.random.key(2))
+    assert priorities is None  # uniform replay
     rho_sum = sum(cfg.rho**t for t in range(cfg.horizon)) / cfg.horizon
     assert float(metrics["reward_loss"]) == pytest.approx(np.log(101) * rho_sum, rel=1e-5)
     assert float(metrics["value_loss"]) == pytest.approx(np.log(101) * rho_sum, rel=1e-5)
@@ -81,11 +82,11 @@ def test_update_lowers_the_loss_on_a_fixed_batch():
     batch = random_batch(jax.random.key(1), cfg)
     update = jax.jit(algo.update)
     key = jax.random.key(2)
-    agent1, m0 = update(agent, batch, key)
-    _, m1 = update(agent1, batch, key)  # same batch, same randomness: loss at the updated parameters
+    agent1, m0, _ = update(agent, batch, key)
+    _, m1, _ = update(agent1, batch, key)  # same batch, same randomness: loss at the updated parameters
     assert float(m1["total_loss"]) < float(m0["total_loss"])
     for _ in range(30):
-        agent1, m = update(agent1, batch, key)
+        agent1, m, _ = update(agent1, batch, key)
     assert float(m["total_loss"]) < 0.8 * float(m0["total_loss"])
     assert int(agent1.updates) == 31
     # target Qs trail the online Qs (Polyak, tau 0.01)
@@ -108,7 +109,7 @@ class KnownModel(TDMPC2):
 
     def reward_logits(self, params, z, a):
         r = -10.0 * jnp.sum((a - self.best) ** 2, axis=-1)
-        return jnp.log(nets.two_hot(r, self.cfg.num_bins, self.cfg.vmin, self.cfg.vmax) + 1e-30)
+        return jnp.log(layers.two_hot(r, self.cfg.num_bins, self.cfg.vmin, self.cfg.vmax) + 1e-30)
 
     def q_two(self, q_params, z, a, rng, reduce):
         return jnp.zeros(z.shape[:-1])
@@ -244,7 +245,7 @@ def test_td_target_is_reward_plus_discounted_min_of_two_target_qs():
 
 
 def test_consistency_loss_weights_each_step_by_rho():
-    from anakin_tdmpc.tdmpc2 import consistency_loss
+    from anakin_tdmpc.agents.tdmpc2 import consistency_loss
 
     rho = 0.5 ** jnp.arange(4, dtype=jnp.float32)
     target = jnp.zeros((3, 2, 2))
@@ -254,7 +255,7 @@ def test_consistency_loss_weights_each_step_by_rho():
 
 
 def test_policy_loss_and_running_scale_by_hand():
-    from anakin_tdmpc.tdmpc2 import next_scale, policy_loss
+    from anakin_tdmpc.agents.tdmpc2 import next_scale, policy_loss
 
     # P95 - P5 = 30 -> the scale moves 1% of the way from 2 towards 30; below 1 the spread counts as 1
     assert float(next_scale(jnp.float32(2.0), jnp.float32(-10.0), jnp.float32(20.0), 0.01)) == pytest.approx(2.28)

@@ -6,9 +6,8 @@ one batched ``cholesky`` call. On CPU, jaxlib (0.10.2) runs a large enough batch
 or more, e.g. 192 x 22 x 22 or 16 x 79 x 79) as parallel tasks on XLA's intra-op thread pool and blocks the
 calling pool thread until they finish. When XLA runs as many of these calls at once as the pool has
 threads (2 on a 2-core machine: two independent factorisations in one program suffice), every thread
-waits for tasks no thread is free to run: the program hangs forever at 0% CPU (seen as "quadruped at
-N=256 / dog never finishes compiling"; gdb shows both pool threads in ``CholeskyFactorizationKernel``
-waiting on a ``BlockingCounter``).
+waits for tasks no thread is free to run (both pool threads wait in ``CholeskyFactorizationKernel`` on a
+``BlockingCounter``): the program hangs forever at 0% CPU, e.g. quadruped at N=256 or the dog.
 
 :func:`install` re-registers the CPU lowering of ``cholesky``: a batch above :data:`CHUNK_ELEMENTS`
 elements is split into chunks below it, factorised one chunk after another (``lax.map``) by the same

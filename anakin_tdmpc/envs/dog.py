@@ -26,8 +26,7 @@ Compiling on CPU: every jitted program that steps the dog must be compiled with
 With XLA's default CPU fusion emitters, vmapped ``mjx.kinematics`` of the dog turns a few hundred fused
 HLO ops (the chained ``quat_mul``/``rotate`` of a body's three hinges) into ~100k lines of straight-line
 LLVM IR (27 MB), and LLVM's greedy register allocator does not finish on it: ``jit(vmap(kinematics))``
-at N=2 did not compile in 9 minutes, ``vmap(reset)`` at N=16 not in 11 (found with gdb and an XLA
-dump). XLA's older elemental emitters (``xla_cpu_use_fusion_emitters=False``) compile the same program
+at N=2 does not compile in 9 minutes, ``vmap(reset)`` at N=16 not in 11. XLA's older elemental emitters (``xla_cpu_use_fusion_emitters=False``) compile the same program
 in 20 s (N=2) / 36 s (N=256), and a 50-step scan of 256 vmapped dog steps in ~4 minutes. Nothing else
 changes: same HLO, same fusions, only how they are lowered to LLVM. GPU compiles are left alone.
 

@@ -1,4 +1,5 @@
-"""`<run_dir>/curves.png`: train and eval return vs env steps, with the TD-MPC2 paper's numbers.
+"""`<run_dir>/curves.png`: train and eval return vs env steps, with the official published curve of the same
+algorithm on the same task behind them (mean and seed range; anakin_tdmpc/reference.py).
 
 Redrawn (matplotlib, Agg backend, written atomically) at each evaluation and at the end of a run.
 """
@@ -7,25 +8,19 @@ from __future__ import annotations
 
 import os
 
-# Published TD-MPC2 DMC returns (mean of 3 seeds) at 100k / 500k / 1M env steps, from the TD-MPC2 paper
-# (arXiv 2310.16828; see shared/REFERENCE.md). Seed spread is large; mujoco_playground's ports also differ
-# slightly from dm_control.
-PAPER_TDMPC2 = {
-    "cheetah-run": {100_000: 519, 500_000: 758, 1_000_000: 844},
-    "walker-walk": {100_000: 962, 500_000: 979, 1_000_000: 980},
-    "walker-run": {100_000: 723, 500_000: 820, 1_000_000: 842},
-    "quadruped-run": {100_000: 239, 500_000: 940, 1_000_000: 938},
-    "hopper-hop": {100_000: 14, 500_000: 303, 1_000_000: 338},
-    "humanoid-walk": {100_000: 1.5, 500_000: 278, 1_000_000: 628},
-    "reacher-hard": {100_000: 414, 500_000: 914, 1_000_000: 981},
-    "cartpole-swingup": {100_000: 839, 500_000: 876, 1_000_000: 876},
-    "finger-spin": {100_000: 948, 500_000: 985, 1_000_000: 986},
-    "cup-catch": {100_000: 981, 500_000: 985, 1_000_000: 986},
-}
+from anakin_tdmpc import reference
 
 
 def plot_curves(path: str, rows: list[dict], task: str, algo: str, total_env_steps: int) -> None:
     """Draw the learning curves of `rows` (metrics.jsonl rows) to `path`."""
+    fig = curves_figure(rows, task, algo, total_env_steps)
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp)
+    os.replace(tmp, path)
+
+
+def curves_figure(rows: list[dict], task: str, algo: str, total_env_steps: int):
+    """The matplotlib Figure of plot_curves."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -50,17 +45,18 @@ def plot_curves(path: str, rows: list[dict], task: str, algo: str, total_env_ste
         ax.plot(x, y, color="tab:blue", marker="o", ms=3, lw=2, label="eval (mean over seeds)" if seed_keys else "eval (mean)")
         if not seed_keys:  # one seed: +- the std over eval episodes
             ax.fill_between(x, [a - b for a, b in zip(y, s)], [a + b for a, b in zip(y, s)], color="tab:blue", alpha=0.15)
-    paper = {k: v for k, v in PAPER_TDMPC2.get(task, {}).items() if k <= total_env_steps}
-    if paper:
-        ax.plot(list(paper), list(paper.values()), "k*", ms=10, ls="none", label="TD-MPC2 paper (3 seeds)")
+    official = reference.band(algo, task, total_env_steps)
+    if official is not None:
+        steps, mean, low, high = official
+        ax.plot(steps, mean, color="black", lw=1.2, ls="--", marker="*", ms=7,
+                label=f"official {reference.NAMES[algo]} ({len(reference.curve(algo, task))} seeds)")
+        ax.fill_between(steps, low, high, color="black", alpha=0.08)
     ax.set_xlim(0, total_env_steps)
     ax.set_xlabel("env steps")
     ax.set_ylabel("episode return")
     ax.set_title(f"{algo} on {task}")
     ax.grid(alpha=0.3)
-    if train or evals or paper:
+    if train or evals or official is not None:
         ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    return fig

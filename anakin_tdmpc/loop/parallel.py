@@ -2,13 +2,13 @@
 
     global carry leaf     [D, S, ...]   D devices (every process's), S seeds; `agent_steps` is [D]
     one device            `jax.shard_map` over the mesh axis "devices" sees its own [S, ...] slice
-    one seed              `jax.vmap` over S (skipped when S = 1) of `anakin.Anakin._chunk`
+    one seed              `jax.vmap` over S (skipped when S = 1) of `fused.FusedLoop.run_chunk`
 
-Devices (D > 1). `run.build` gives every device the same `Anakin` for its share of the run: N/D envs, a
+Devices (D > 1). `build.build` gives every device the same `FusedLoop` for its share of the run: N/D envs, a
 buffer of capacity/D, batches of B/D sequences, while the step counts (seeding, utd x N updates per
 iteration, the algorithm's schedules) stay the run's global ones. Each device samples its batch from its
 own buffer shard and plans for its own envs; the algorithm averages gradients (and TD-MPC2's Q-scale
-statistic) with `pmean` over the "devices" axis (its `axis_name`), so every device applies the same
+statistic) with `pmean` over the "devices" axis (the `axis_name` it is built with), so every device applies the same
 optimiser step and the parameters stay bitwise identical. Every chunk checks that exactly (max == min of
 every agent leaf across devices) and reports it in `Report.replicas_equal`.
 
@@ -35,12 +35,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from anakin_tdmpc import anakin
-from anakin_tdmpc.evaluate import EvalResult, episodes
+from anakin_tdmpc.loop import fused
+from anakin_tdmpc.loop.episodes import EvalResult, episodes
 
 AXIS = "devices"
 # vmap axes of one device's carry over seeds: every leaf has a seed axis but the shared agent-step counter
-SEED_AXES = anakin.Carry(agent=0, buffer=0, env_state=0, plan_mean=0, rng=0, agent_steps=None, last_return=0)
+SEED_AXES = fused.Carry(agent=0, buffer=0, env_state=0, plan_mean=0, rng=0, agent_steps=None, last_return=0)
 
 
 class ParallelError(ValueError):
@@ -50,7 +50,7 @@ class ParallelError(ValueError):
 class Report(NamedTuple):
     """What the host reads after a chunk (replicated on every device, readable by every process)."""
 
-    stats: anakin.ChunkStats  # per seed ([S] leaves): return / episode sums over all devices, metric means
+    stats: fused.ChunkStats  # per seed ([S] leaves): return / episode sums over all devices, metric means
     finite: jax.Array  # [S, L] bool: floating agent leaf l of seed s is finite on every device
     replicas_equal: jax.Array  # bool: every agent leaf bitwise identical on every device
 
@@ -65,16 +65,10 @@ def float_leaf_names(agent) -> list[str]:
             if jnp.issubdtype(x.dtype, jnp.inexact)]
 
 
-def _seeded(fn, carry: anakin.Carry) -> anakin.Carry:
-    """Apply `fn` to every carry field with a seed axis (all but the shared agent-step counter)."""
-    return anakin.Carry(*(v if name == "agent_steps" else jax.tree.map(fn, v)
-                          for name, v in zip(anakin.Carry._fields, carry)))
-
-
 class Parallel:
     """`init / chunk / evaluate` of a run over D devices x S seeds, around the per-device `loop`."""
 
-    def __init__(self, loop: anakin.Anakin, num_seeds: int = 1, devices: Optional[list] = None):
+    def __init__(self, loop: fused.FusedLoop, num_seeds: int = 1, devices: Optional[list] = None):
         self.loop, self.num_seeds = loop, num_seeds
         self.devices = list(jax.devices() if devices is None else devices)
         self.num_devices = len(self.devices)
@@ -113,26 +107,26 @@ class Parallel:
         pair = jax.vmap(lambda k: jax.random.split(k))(keys)
         return pair[:, 0], pair[:, 1]
 
-    def _init(self, keys: jax.Array) -> anakin.Carry:
+    def _init(self, keys: jax.Array) -> fused.Carry:
         loop = self.loop
 
         def per_device(keys):
             shard = jax.lax.axis_index(AXIS)
-            carry = self._over_seeds(lambda k: loop._init(k, shard), (0,), SEED_AXES)(keys)
+            carry = self._over_seeds(lambda k: loop.init_carry(k, shard), (0,), SEED_AXES)(keys)
             return jax.tree.map(lambda x: x[None], carry)
 
         return self._on_devices(per_device, P(), P(AXIS))(keys)
 
     # ------------------------------------------------------------------------------------------- training
 
-    def _chunk(self, carry: anakin.Carry, num_iters):
+    def _chunk(self, carry: fused.Carry, num_iters):
         loop, D = self.loop, self.num_devices
 
         def per_device(carry, num_iters):
             carry = jax.tree.map(lambda x: x[0], carry)
-            run = self._over_seeds(lambda c: loop._chunk(c, num_iters), (SEED_AXES,), (SEED_AXES, 0))
+            run = self._over_seeds(lambda c: loop.run_chunk(c, num_iters), (SEED_AXES,), (SEED_AXES, 0))
             carry, stats = run(carry)
-            stats = anakin.ChunkStats(
+            stats = fused.ChunkStats(
                 update_sums=jax.lax.pmean(stats.update_sums, AXIS),  # each device's batch: the mean is the global batch's
                 num_updates=stats.num_updates,  # the same on every device
                 return_sum=jax.lax.psum(stats.return_sum, AXIS),
@@ -160,7 +154,7 @@ class Parallel:
             agent, shard = jax.tree.map(lambda x: x[0], agent), jax.lax.axis_index(AXIS)
 
             def one(agent, key):
-                return episodes(loop.algo, loop.env, agent, jax.random.fold_in(key, shard), per, agent_steps[0])
+                return episodes(loop.agent, loop.env, agent, jax.random.fold_in(key, shard), per, agent_steps[0])
 
             out = self._over_seeds(one, (0, 0), 0)(agent, keys)
             returns = jax.lax.all_gather(out.returns, AXIS, axis=1, tiled=True)[:, :num_episodes]
@@ -171,13 +165,13 @@ class Parallel:
 
     # -------------------------------------------------------------------------------- checkpoints / memory
 
-    def saved_view(self, carry: anakin.Carry) -> anakin.Carry:
+    def saved_view(self, carry: fused.Carry) -> fused.Carry:
         """What a checkpoint stores: one copy of the agent ([S, ...], replicated) and every shard of the rest."""
         if isinstance(jax.tree_util.tree_leaves(carry.agent)[0], jax.ShapeDtypeStruct):
             return carry._replace(agent=jax.eval_shape(self.agent_copy, carry.agent))
         return carry._replace(agent=self.agent_copy(carry.agent))
 
-    def place(self, saved: anakin.Carry) -> anakin.Carry:
+    def place(self, saved: fused.Carry) -> fused.Carry:
         """Host arrays in `saved_view` layout -> the global carry on the mesh (the agent copied to every device)."""
 
         def put(x, copies: bool):
@@ -186,8 +180,8 @@ class Parallel:
                 x = np.broadcast_to(x[None], (self.num_devices,) + x.shape)
             return jax.make_array_from_callback(x.shape, self.sharded, lambda index: x[index])
 
-        return anakin.Carry(*(jax.tree.map(lambda x, c=(name == "agent"): put(x, c), v)
-                              for name, v in zip(anakin.Carry._fields, saved)))
+        return fused.Carry(*(jax.tree.map(lambda x, c=(name == "agent"): put(x, c), v)
+                              for name, v in zip(fused.Carry._fields, saved)))
 
     def state_bytes_per_device(self, keys: jax.Array) -> int:
         """Bytes of the training state (agent copy, buffer shard, env states, ...) on each device."""

@@ -96,18 +96,6 @@ DEFAULT_NUM_CANDIDATES = 8
 PRIORITY_EPS = 1e-6
 """Added to every priority written by ``update_priorities`` (as the official TD-MPC buffer)."""
 
-PRIORITY_KEY = "_priority"
-"""Reserved key of an algorithm's update metrics: ``[B]`` new priorities of the batch's window starts.
-The fused loop (anakin.py) pops it and writes it back with ``update_priorities``; it is never logged."""
-
-
-class Prioritization(NamedTuple):
-    """An algorithm that wants prioritized replay declares ``replay_priority = Prioritization(alpha, beta)``."""
-
-    alpha: float = 0.6  # sampling probability proportional to priority ** alpha
-    beta: float = 0.4  # importance-weight exponent
-
-
 class BufferState(NamedTuple):
     """Ring-buffer storage, time-major per environment (``T`` rows, ``N`` envs)."""
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from anakin_tdmpc.config import Args
-from anakin_tdmpc.run import build
+from anakin_tdmpc.build import build
 
 TINY = dict(task="cartpole-balance", num_envs=4, model_size=1, latent_dim=16, mlp_dim=32, enc_dim=32, num_q=2,
             num_samples=16, num_elites=4, num_pi_trajs=2, iterations=2, batch_size=8, seed_steps=40,

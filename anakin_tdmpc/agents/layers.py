@@ -1,7 +1,7 @@
 """Shared building blocks: symlog / two-hot regression, SimNorm, NormedLinear MLPs and MLP ensembles.
 
 Everything here is a pure function or a small flax.linen module, so each piece can be unit-tested on
-its own (tests/test_networks.py). The math follows the TD-MPC2 paper (arXiv 2310.16828, appendix)
+its own (tests/test_layers.py). The math follows the TD-MPC2 paper (arXiv 2310.16828, appendix)
 and its official code; the layers are written for JAX from those descriptions.
 """
 
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 def device_mean(tree, axis_name: Optional[str]):
     """Mean of `tree` over the data-parallel device axis `axis_name` (identity when None: one device).
 
-    Data-parallel training (anakin.py) averages gradients and batch statistics with this, so that every
+    Data-parallel training (loop/parallel.py) averages gradients and batch statistics with this, so that every
     device applies the same step and parameters stay identical."""
     return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
 
@@ -220,3 +220,18 @@ def apply_ensemble(module: nn.Module, params, x: jax.Array, dropout_rng: Optiona
 def select_members(params, idx: jax.Array):
     """The sub-ensemble `idx` (e.g. two random Q-functions) of stacked ensemble parameters."""
     return jax.tree.map(lambda p: p[idx], params)
+
+
+def model_part(params: dict) -> dict:
+    """The world model's parameters (encoder, dynamics, reward, Q-functions): what the model optimiser
+    updates; the policy has its own."""
+    return {k: params[k] for k in ("encoder", "dynamics", "reward", "qs")}
+
+
+def latent_rollout(z: jax.Array, actions: jax.Array, dynamics) -> list:
+    """[z_0, ..., z_H]: the latent z_0 rolled through the model's `dynamics(z, a)` by actions [H, ...]."""
+    zs = [z]
+    for a in actions:
+        z = dynamics(z, a)
+        zs.append(z)
+    return zs

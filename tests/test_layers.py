@@ -1,24 +1,24 @@
-"""Unit tests of the math and layers in anakin_tdmpc.networks."""
+"""Unit tests of the math and layers in anakin_tdmpc.agents.layers."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from anakin_tdmpc import networks as nets
+from anakin_tdmpc.agents import layers
 
 BINS, VMIN, VMAX = 101, -10.0, 10.0
 
 
 def test_symlog_symexp_inverse():
     x = jnp.array([-1e4, -3.0, -0.5, 0.0, 0.25, 7.0, 1e5])
-    np.testing.assert_allclose(nets.symexp(nets.symlog(x)), x, rtol=1e-5)
-    assert float(nets.symlog(jnp.array(np.e - 1))) == pytest.approx(1.0)
+    np.testing.assert_allclose(layers.symexp(layers.symlog(x)), x, rtol=1e-5)
+    assert float(layers.symlog(jnp.array(np.e - 1))) == pytest.approx(1.0)
 
 
 def test_two_hot_is_a_distribution_with_two_neighbouring_bins():
     x = jnp.array([-500.0, -1.3, 0.0, 0.7, 42.0, 1e9])
-    enc = nets.two_hot(x, BINS, VMIN, VMAX)
+    enc = layers.two_hot(x, BINS, VMIN, VMAX)
     assert enc.shape == (6, BINS)
     np.testing.assert_allclose(enc.sum(-1), 1.0, rtol=1e-6)
     assert bool(jnp.all(enc >= 0))
@@ -30,32 +30,32 @@ def test_two_hot_is_a_distribution_with_two_neighbouring_bins():
 
 def test_two_hot_round_trip_inside_range():
     x = jnp.linspace(-2000.0, 2000.0, 257)  # symlog(2000) = 7.6 < 10
-    logits = jnp.log(nets.two_hot(x, BINS, VMIN, VMAX) + 1e-30)
-    np.testing.assert_allclose(nets.two_hot_inv(logits, BINS, VMIN, VMAX), x, rtol=1e-3, atol=1e-3)
+    logits = jnp.log(layers.two_hot(x, BINS, VMIN, VMAX) + 1e-30)
+    np.testing.assert_allclose(layers.two_hot_inv(logits, BINS, VMIN, VMAX), x, rtol=1e-3, atol=1e-3)
 
 
 def test_two_hot_clamps_outside_range():
-    logits = jnp.log(nets.two_hot(jnp.array([1e7, -1e7]), BINS, VMIN, VMAX) + 1e-30)
-    np.testing.assert_allclose(nets.two_hot_inv(logits, BINS, VMIN, VMAX), [np.expm1(10.0), -np.expm1(10.0)], rtol=1e-3)
+    logits = jnp.log(layers.two_hot(jnp.array([1e7, -1e7]), BINS, VMIN, VMAX) + 1e-30)
+    np.testing.assert_allclose(layers.two_hot_inv(logits, BINS, VMIN, VMAX), [np.expm1(10.0), -np.expm1(10.0)], rtol=1e-3)
 
 
 def test_bin_centre_is_one_hot():
-    centre = nets.bin_centers(BINS, VMIN, VMAX)[60]
-    enc = nets.two_hot(nets.symexp(centre), BINS, VMIN, VMAX)
+    centre = layers.bin_centers(BINS, VMIN, VMAX)[60]
+    enc = layers.two_hot(layers.symexp(centre), BINS, VMIN, VMAX)
     assert float(enc[60]) == pytest.approx(1.0, abs=1e-4)
 
 
 def test_soft_ce_of_uniform_logits_is_log_bins_and_minimal_at_target():
     target = jnp.array([3.0, -20.0])
-    ce = nets.soft_ce(jnp.zeros((2, BINS)), target, BINS, VMIN, VMAX)
+    ce = layers.soft_ce(jnp.zeros((2, BINS)), target, BINS, VMIN, VMAX)
     np.testing.assert_allclose(ce, np.log(BINS), rtol=1e-6)
-    good = jnp.log(nets.two_hot(target, BINS, VMIN, VMAX) + 1e-8)
-    assert bool(jnp.all(nets.soft_ce(good, target, BINS, VMIN, VMAX) < ce))
+    good = jnp.log(layers.two_hot(target, BINS, VMIN, VMAX) + 1e-8)
+    assert bool(jnp.all(layers.soft_ce(good, target, BINS, VMIN, VMAX) < ce))
 
 
 def test_simnorm_groups_are_simplices():
     x = jax.random.normal(jax.random.key(0), (4, 3, 32)) * 5
-    y = nets.simnorm(x, 8)
+    y = layers.simnorm(x, 8)
     assert y.shape == x.shape
     groups = y.reshape(4, 3, 4, 8)
     np.testing.assert_allclose(groups.sum(-1), 1.0, rtol=1e-5)
@@ -66,31 +66,31 @@ def test_simnorm_groups_are_simplices():
 
 def test_mish():
     x = jnp.array([-2.0, 0.0, 1.5])
-    np.testing.assert_allclose(nets.mish(x), x * np.tanh(np.log1p(np.exp(x))), rtol=1e-6)
+    np.testing.assert_allclose(layers.mish(x), x * np.tanh(np.log1p(np.exp(x))), rtol=1e-6)
 
 
 def test_one_exp_mish_matches_the_textbook_form_and_its_gradient():
     x = jnp.linspace(-100.0, 100.0, 20001)
     reference = lambda v: v * jnp.tanh(jax.nn.softplus(v))  # noqa: E731
-    np.testing.assert_allclose(nets.mish(x), reference(x), atol=1e-5, rtol=1e-5)
-    grad, ref_grad = jax.vmap(jax.grad(nets.mish))(x), jax.vmap(jax.grad(reference))(x)
+    np.testing.assert_allclose(layers.mish(x), reference(x), atol=1e-5, rtol=1e-5)
+    grad, ref_grad = jax.vmap(jax.grad(layers.mish))(x), jax.vmap(jax.grad(reference))(x)
     assert bool(jnp.all(jnp.isfinite(grad)))
     np.testing.assert_allclose(grad, ref_grad, atol=1e-5, rtol=1e-5)
 
 
 def test_dropout_rate_and_scale():
     x = jnp.ones((5, 999, 7))  # odd size: one 32-bit draw serves two elements
-    y = nets.dropout(jax.random.key(0), x, 0.01)
+    y = layers.dropout(jax.random.key(0), x, 0.01)
     kept = y > 0
     assert abs(float(kept.mean()) - 0.99) < 0.001  # 35k elements: std of the mean ~5e-4
     np.testing.assert_allclose(y[kept], 1 / 0.99, rtol=1e-6)
-    y2 = nets.dropout(jax.random.key(1), x, 0.5)
+    y2 = layers.dropout(jax.random.key(1), x, 0.5)
     assert abs(float((y2 > 0).mean()) - 0.5) < 0.01
-    assert not np.array_equal(y2, nets.dropout(jax.random.key(2), x, 0.5))
+    assert not np.array_equal(y2, layers.dropout(jax.random.key(2), x, 0.5))
 
 
 def test_linear_on_parts_equals_linear_on_the_concatenation():
-    mlp = nets.MLP((16,), 4, dropout=0.0)
+    mlp = layers.MLP((16,), 4, dropout=0.0)
     z, a = jax.random.normal(jax.random.key(0), (6, 10)), jax.random.normal(jax.random.key(1), (6, 3))
     params = mlp.init(jax.random.key(2), jnp.concatenate([z, a], -1))["params"]
     assert params["NormedLinear_0"]["Dense_0"]["kernel"].shape == (13, 16)  # nn.Dense's parameters
@@ -103,10 +103,10 @@ def test_linear_on_parts_equals_linear_on_the_concatenation():
 
 
 def test_bf16_kernels_cast_only_matmul_kernels_and_stay_close():
-    mlp = nets.MLP((32, 32), 8)
+    mlp = layers.MLP((32, 32), 8)
     x = jax.random.normal(jax.random.key(0), (5, 12))
     params = mlp.init(jax.random.key(1), x)["params"]
-    low = nets.bf16_kernels(params)
+    low = layers.bf16_kernels(params)
     assert low["Dense_0"]["kernel"].dtype == jnp.bfloat16 and low["Dense_0"]["bias"].dtype == jnp.float32
     assert low["NormedLinear_0"]["LayerNorm_0"]["scale"].dtype == jnp.float32
     out, out_low = mlp.apply({"params": params}, x), mlp.apply({"params": low}, x)
@@ -115,15 +115,15 @@ def test_bf16_kernels_cast_only_matmul_kernels_and_stay_close():
 
 
 def test_mlp_zero_head_and_layer_structure():
-    mlp = nets.MLP((16, 16), 5, zero_out=True, dropout=0.5)
+    mlp = layers.MLP((16, 16), 5, zero_out=True, dropout=0.5)
     params = mlp.init(jax.random.key(0), jnp.ones((2, 3)))["params"]
     assert set(params) == {"NormedLinear_0", "NormedLinear_1", "Dense_0"}
     out = mlp.apply({"params": params}, jnp.ones((2, 3)))
     np.testing.assert_array_equal(out, 0.0)
     # dropout only acts in training mode, first layer only
     x = jax.random.normal(jax.random.key(1), (2, 3))
-    a = nets.MLP((16, 16), 5, dropout=0.5).init(jax.random.key(0), x)["params"]
-    m = nets.MLP((16, 16), 5, dropout=0.5)
+    a = layers.MLP((16, 16), 5, dropout=0.5).init(jax.random.key(0), x)["params"]
+    m = layers.MLP((16, 16), 5, dropout=0.5)
     eval_out = m.apply({"params": a}, x)
     np.testing.assert_array_equal(eval_out, m.apply({"params": a}, x))
     train_out = m.apply({"params": a}, x, True, rngs={"dropout": jax.random.key(2)})
@@ -131,18 +131,18 @@ def test_mlp_zero_head_and_layer_structure():
 
 
 def test_simnorm_head():
-    mlp = nets.MLP((16,), 24, out_act=lambda x: nets.simnorm(x, 8))
+    mlp = layers.MLP((16,), 24, out_act=lambda x: layers.simnorm(x, 8))
     params = mlp.init(jax.random.key(0), jnp.ones((1, 3)))["params"]
     out = mlp.apply({"params": params}, jax.random.normal(jax.random.key(3), (5, 3)))
     np.testing.assert_allclose(out.reshape(5, 3, 8).sum(-1), 1.0, rtol=1e-5)
 
 
 def test_ensemble_members_are_independent_and_selectable():
-    mlp = nets.MLP((8,), 4)
-    params = nets.init_ensemble(mlp, jax.random.key(0), 5, jnp.ones((1, 3)))
+    mlp = layers.MLP((8,), 4)
+    params = layers.init_ensemble(mlp, jax.random.key(0), 5, jnp.ones((1, 3)))
     x = jax.random.normal(jax.random.key(1), (7, 3))
-    out = nets.apply_ensemble(mlp, params, x)
+    out = layers.apply_ensemble(mlp, params, x)
     assert out.shape == (5, 7, 4)
     assert not np.allclose(out[0], out[1])
-    sub = nets.select_members(params, jnp.array([3, 1]))
-    np.testing.assert_allclose(nets.apply_ensemble(mlp, sub, x), out[jnp.array([3, 1])], rtol=1e-6)
+    sub = layers.select_members(params, jnp.array([3, 1]))
+    np.testing.assert_allclose(layers.apply_ensemble(mlp, sub, x), out[jnp.array([3, 1])], rtol=1e-6)

@@ -7,10 +7,9 @@
   learning      one update = model losses (consistency, reward, value) on a latent rollout of H steps,
                 then the policy loss on the detached rollout, then a Polyak step of the target Qs
 
-The algorithm surface used by the fused loop (`anakin.py`) is the `TDMPC2` class:
-`init(rng) -> AgentState`, `act(agent, obs, plan_mean, rng, eval_mode, step) -> (action, plan_mean)` for a
-batch of N observations (`step`, the loop's agent steps, is unused here), and `update(agent, batch, rng) -> (agent, metrics)`. All are pure functions of
-arrays; the configuration is static Python data held by the class.
+The class `TDMPC2` satisfies the agent contract of agents/base.py: its config, presets and per-task
+defaults, then `init`, `act` (for a batch of N observations) and `update`, all pure functions of arrays;
+the configuration is static Python data held by the instance.
 
 Defaults follow the paper and the official config.yaml (see ../shared/REFERENCE.md). Two details come
 from the official code rather than the paper text: "avg" Q estimates (planning, policy loss) average
@@ -31,12 +30,23 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from anakin_tdmpc import networks as nets
+from anakin_tdmpc.agents import layers, mppi
+from anakin_tdmpc.agents.base import ConfigError, check_positive
+
+# Model sizes (--model_size, millions of parameters): encoder width, MLP width, latent size, encoder layers,
+# Q-functions; from the paper's appendix and the official config.
+MODEL_SIZES = {
+    1: dict(enc_dim=256, mlp_dim=384, latent_dim=128, num_enc_layers=2, num_q=2),
+    5: dict(enc_dim=256, mlp_dim=512, latent_dim=512, num_enc_layers=2, num_q=5),
+    19: dict(enc_dim=1024, mlp_dim=1024, latent_dim=768, num_enc_layers=3, num_q=5),
+    48: dict(enc_dim=1792, mlp_dim=1792, latent_dim=768, num_enc_layers=4, num_q=5),
+    317: dict(enc_dim=4096, mlp_dim=4096, latent_dim=1376, num_enc_layers=5, num_q=8),
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class TDMPC2Config:
-    # model (5M preset; see config.MODEL_SIZES)
+    # model (the 5M size; see MODEL_SIZES)
     latent_dim: int = 512
     enc_dim: int = 256
     num_enc_layers: int = 2
@@ -78,6 +88,22 @@ class TDMPC2Config:
     discount_denom: float = 5.0
     discount_min: float = 0.95
     discount_max: float = 0.995
+
+    def validate(self) -> "TDMPC2Config":
+        """ConfigError for a setting the algorithm cannot run with; else the config itself."""
+        check_positive(self, ("horizon", "iterations", "num_samples", "num_elites", "enc_dim", "mlp_dim",
+                              "latent_dim", "num_enc_layers", "batch_size"))
+        if self.lr <= 0:
+            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if self.latent_dim % self.simnorm_dim:
+            raise ConfigError(f"--latent_dim must be a multiple of {self.simnorm_dim}, got {self.latent_dim}")
+        if self.num_q < 2:
+            raise ConfigError(f"--num_q must be at least 2, got {self.num_q}")
+        if not 0 <= self.num_pi_trajs < self.num_samples:
+            raise ConfigError(f"--num_pi_trajs must be in [0, num_samples), got {self.num_pi_trajs}")
+        if self.num_elites > self.num_samples:
+            raise ConfigError(f"--num_elites ({self.num_elites}) must not exceed --num_samples ({self.num_samples})")
+        return self
 
 
 def discount_for(episode_length: int, denom: float = 5.0, lo: float = 0.95, hi: float = 0.995) -> float:
@@ -124,28 +150,47 @@ class AgentState(NamedTuple):
 class TDMPC2:
     """TD-MPC2 for one task: a static config plus pure functions of (AgentState, arrays)."""
 
-    replay_priority = None  # uniform replay (no prioritized sampling)
-    # data-parallel training sets the device axis name: gradients and the Q scale statistic are averaged over it
-    axis_name = None
+    name = "tdmpc2"
+    Config = TDMPC2Config
+    PRESETS = {
+        "paper": {},
+        "cpu-small": dict(num_envs=8, model_size=1, latent_dim=64, mlp_dim=128, enc_dim=128, num_q=2,
+                          num_samples=64, num_elites=8, num_pi_trajs=4, iterations=3, batch_size=64),
+    }
+    prioritization = None  # uniform replay
 
-    def __init__(self, cfg: TDMPC2Config, obs_dim: int, action_dim: int, episode_length: int):
-        if cfg.latent_dim % cfg.simnorm_dim:
-            raise ValueError(f"latent_dim {cfg.latent_dim} must be a multiple of simnorm_dim {cfg.simnorm_dim}")
-        if cfg.num_q < 2:
-            raise ValueError("TD-MPC2 needs num_q >= 2 (targets use the min of two random Q-functions)")
-        if not 0 <= cfg.num_pi_trajs < cfg.num_samples or not 0 < cfg.num_elites <= cfg.num_samples:
-            raise ValueError("planner needs 0 <= num_pi_trajs < num_samples and 0 < num_elites <= num_samples")
+    @classmethod
+    def base_config(cls, domain: str, args) -> TDMPC2Config:
+        """The --model_size preset; TD-MPC2 has no per-task settings."""
+        if args.model_size not in MODEL_SIZES:
+            raise ConfigError(f"--model_size must be one of {sorted(MODEL_SIZES)}, got {args.model_size}")
+        return TDMPC2Config(**MODEL_SIZES[args.model_size])
+
+    @classmethod
+    def default_action_repeat(cls, domain: str) -> int:
+        return 2
+
+    @classmethod
+    def single_env_seed_steps(cls, episode_length: int) -> int:
+        """The official trainer's seeding: max(1000, 5 episodes)."""
+        return max(1000, 5 * episode_length)
+
+    def __init__(self, cfg: TDMPC2Config, obs_dim: int, action_dim: int, episode_length: int,
+                 axis_name: str | None = None):
+        cfg.validate()
         self.cfg = cfg
+        # data-parallel training: gradients and the Q scale statistic are averaged over this device axis
+        self.axis_name = axis_name
         self.obs_dim, self.action_dim, self.episode_length = obs_dim, action_dim, episode_length
         self.discount = discount_for(episode_length, cfg.discount_denom, cfg.discount_min, cfg.discount_max)
         self.iterations = planner_iterations(cfg, action_dim)
-        latent_act = lambda x: nets.simnorm(x, cfg.simnorm_dim)  # noqa: E731
+        latent_act = lambda x: layers.simnorm(x, cfg.simnorm_dim)  # noqa: E731
         hidden = (cfg.mlp_dim, cfg.mlp_dim)
-        self.encoder = nets.MLP((cfg.enc_dim,) * (cfg.num_enc_layers - 1), cfg.latent_dim, out_act=latent_act)
-        self.dynamics = nets.MLP(hidden, cfg.latent_dim, out_act=latent_act)
-        self.reward_net = nets.MLP(hidden, cfg.num_bins, zero_out=True)
-        self.pi_net = nets.MLP(hidden, 2 * action_dim)
-        self.q_net = nets.MLP(hidden, cfg.num_bins, dropout=cfg.dropout, zero_out=True)
+        self.encoder = layers.MLP((cfg.enc_dim,) * (cfg.num_enc_layers - 1), cfg.latent_dim, out_act=latent_act)
+        self.dynamics = layers.MLP(hidden, cfg.latent_dim, out_act=latent_act)
+        self.reward_net = layers.MLP(hidden, cfg.num_bins, zero_out=True)
+        self.pi_net = layers.MLP(hidden, 2 * action_dim)
+        self.q_net = layers.MLP(hidden, cfg.num_bins, dropout=cfg.dropout, zero_out=True)
         enc_labels = lambda p: {k: jax.tree.map(lambda _: "enc" if k == "encoder" else "rest", v) for k, v in p.items()}  # noqa: E731
         self.model_optim = optax.chain(
             optax.clip_by_global_norm(cfg.grad_clip_norm),
@@ -169,20 +214,16 @@ class TDMPC2:
             "dynamics": self.dynamics.init(k_dyn, za)["params"],
             "reward": self.reward_net.init(k_rew, za)["params"],
             "pi": self.pi_net.init(k_pi, jnp.zeros((1, cfg.latent_dim)))["params"],
-            "qs": nets.init_ensemble(self.q_net, k_q, cfg.num_q, za),
+            "qs": layers.init_ensemble(self.q_net, k_q, cfg.num_q, za),
         }
         return AgentState(
             params=params,
             target_qs=params["qs"],
-            model_opt=self.model_optim.init(self._model_part(params)),
+            model_opt=self.model_optim.init(layers.model_part(params)),
             pi_opt=self.pi_optim.init(params["pi"]),
             scale=jnp.ones((), jnp.float32),
             updates=jnp.zeros((), jnp.int32),
         )
-
-    @staticmethod
-    def _model_part(params):
-        return {k: params[k] for k in ("encoder", "dynamics", "reward", "qs")}
 
     # ------------------------------------------------------------------------- model pieces
 
@@ -197,7 +238,7 @@ class TDMPC2:
 
     def scalar(self, logits: jax.Array) -> jax.Array:
         cfg = self.cfg
-        return nets.two_hot_inv(logits, cfg.num_bins, cfg.vmin, cfg.vmax)
+        return layers.two_hot_inv(logits, cfg.num_bins, cfg.vmin, cfg.vmax)
 
     def pi(self, pi_params, z: jax.Array, rng: jax.Array):
         """Sample from the squashed Gaussian policy prior -> (action, mean action, scaled entropy)."""
@@ -212,13 +253,13 @@ class TDMPC2:
 
     def q_all(self, q_params, z: jax.Array, a: jax.Array, dropout_rng=None) -> jax.Array:
         """Logits of every ensemble member -> [num_q, ..., num_bins]."""
-        return nets.apply_ensemble(self.q_net, q_params, (z, a), dropout_rng)
+        return layers.apply_ensemble(self.q_net, q_params, (z, a), dropout_rng)
 
     def q_two(self, q_params, z: jax.Array, a: jax.Array, rng: jax.Array, reduce: str, dropout_rng=None) -> jax.Array:
         """Min ("min") or mean ("avg") of two randomly chosen ensemble members, as scalars (with dropout when
         `dropout_rng` is given: the members in train mode)."""
         idx = jax.random.choice(rng, self.cfg.num_q, (2,), replace=False)
-        q = self.scalar(self.q_all(nets.select_members(q_params, idx), z, a, dropout_rng))
+        q = self.scalar(self.q_all(layers.select_members(q_params, idx), z, a, dropout_rng))
         return jnp.min(q, axis=0) if reduce == "min" else jnp.mean(q, axis=0)
 
     # ------------------------------------------------------------------------------ planning
@@ -245,15 +286,8 @@ class TDMPC2:
         z = self.encode(params, obs)
 
         # trajectories proposed by the policy prior
-        pi_actions = []
-        if cfg.num_pi_trajs > 0:
-            zp = jnp.broadcast_to(z, (cfg.num_pi_trajs, z.shape[-1]))
-            for t, k in enumerate(jax.random.split(k_pi, H)):
-                a, _, _ = self.pi(params["pi"], zp, k)
-                pi_actions.append(a)
-                if t < H - 1:
-                    zp = self.next(params, zp, a)
-        pi_actions = jnp.stack(pi_actions) if pi_actions else jnp.zeros((H, 0, A))
+        pi_actions = mppi.policy_sequences(lambda zp, k: self.pi(params["pi"], zp, k)[0],
+                                           lambda zp, a: self.next(params, zp, a), z, cfg.num_pi_trajs, H, A, k_pi)
 
         # warm start: previous mean shifted by one step (zeros at an episode start)
         mean = jnp.concatenate([prev_mean[1:], jnp.zeros((1, A))], axis=0)
@@ -266,33 +300,21 @@ class TDMPC2:
             sampled = jnp.clip(mean[:, None] + std[:, None] * noise, -1.0, 1.0)
             actions = jnp.concatenate([pi_actions, sampled], axis=1)
             value = jnp.nan_to_num(self.estimate_value(params, z[None], actions, k_value))
-            elite_value, elite_idx = jax.lax.top_k(value, cfg.num_elites)
-            elite_actions = actions[:, elite_idx]
-            score = jnp.exp(cfg.temperature * (elite_value - jnp.max(elite_value)))
-            score = score / jnp.sum(score)
-            mean = jnp.sum(score[None, :, None] * elite_actions, axis=1) / (jnp.sum(score) + 1e-9)
-            var = jnp.sum(score[None, :, None] * (elite_actions - mean[:, None]) ** 2, axis=1)
-            std = jnp.clip(jnp.sqrt(var / (jnp.sum(score) + 1e-9)), cfg.min_std, cfg.max_std)
-            return (mean, std), (elite_actions, score)
+            elite_actions, score, mean, std = mppi.refit(actions, value, cfg.num_elites, cfg.temperature)
+            return (mean, jnp.clip(std, cfg.min_std, cfg.max_std)), (elite_actions, score)
 
         (mean, std), (elites, scores) = jax.lax.scan(
             mppi_iteration, (mean, std), jax.random.split(k_iter, self.iterations)
         )
-        # execute the first action of one elite drawn by its score (last iteration's elites)
-        pick = jax.random.categorical(k_pick, jnp.log(scores[-1]))
-        action = elites[-1][0, pick]
-        if not eval_mode:
-            action = action + std[0] * jax.random.normal(k_noise, (A,))
-        return jnp.clip(action, -1.0, 1.0), mean
+        # one of the last iteration's elites, drawn by score
+        return mppi.executed_action(k_pick, k_noise, elites[-1], scores[-1], std[0], eval_mode), mean
 
     def act(self, agent: AgentState, obs: jax.Array, plan_mean: jax.Array, rng: jax.Array, eval_mode: bool = False,
-            step=None):
-        """Plan for a batch of observations [N, obs_dim] with warm starts [N, H, A].
-
-        `step` (the loop's agent steps) is part of the shared surface; TD-MPC2 has no step schedule and ignores it.
-        """
+            agent_steps=None):
+        """Plan for a batch of observations [N, obs_dim] with warm starts [N, H, A] (TD-MPC2 has no step
+        schedule: `agent_steps` is unused)."""
         keys = jax.random.split(rng, obs.shape[0])
-        params = nets.bf16_kernels(agent.params) if self.cfg.planner_bf16 else agent.params
+        params = layers.bf16_kernels(agent.params) if self.cfg.planner_bf16 else agent.params
         return jax.vmap(lambda o, m, k: self.plan(params, o, m, k, eval_mode))(obs, plan_mean, keys)
 
     def initial_plan_mean(self, num_envs: int) -> jax.Array:
@@ -319,17 +341,13 @@ class TDMPC2:
 
         def model_loss(model_params):
             p = {**params, **model_params}
-            z = self.encode(p, batch.obs[0])
-            zs = [z]
-            for t in range(H):
-                z = self.next(p, z, batch.action[t])
-                zs.append(z)
+            zs = layers.latent_rollout(self.encode(p, batch.obs[0]), batch.action, lambda z, a: self.next(p, z, a))
             consistency = consistency_loss(zs[1:], next_z, rho)
             zs = jnp.stack(zs)
-            reward_ce = nets.soft_ce(
+            reward_ce = layers.soft_ce(
                 self.reward_logits(p, zs[:-1], batch.action), batch.reward, cfg.num_bins, cfg.vmin, cfg.vmax
             )  # [H, B]
-            q_ce = nets.soft_ce(
+            q_ce = layers.soft_ce(
                 self.q_all(p["qs"], zs[:-1], batch.action, k_dropout), td_target[None], cfg.num_bins, cfg.vmin, cfg.vmax
             )  # [num_q, H, B]
             reward_loss = jnp.sum(rho[:H] * reward_ce.mean(-1)) / H
@@ -337,9 +355,9 @@ class TDMPC2:
             total = cfg.consistency_coef * consistency + cfg.reward_coef * reward_loss + cfg.value_coef * value_loss
             return total, (zs, {"consistency_loss": consistency, "reward_loss": reward_loss, "value_loss": value_loss, "total_loss": total})
 
-        model_params = self._model_part(params)
+        model_params = layers.model_part(params)
         (_, (zs, metrics)), grads = jax.value_and_grad(model_loss, has_aux=True)(model_params)
-        grads = nets.device_mean(grads, self.axis_name)
+        grads = layers.device_mean(grads, self.axis_name)
         step, model_opt = self.model_optim.update(grads, agent.model_opt, model_params)
         model_params = optax.apply_updates(model_params, step)
         params = {**params, **model_params}
@@ -354,16 +372,16 @@ class TDMPC2:
             a, _, scaled_entropy = self.pi(pi_params, zs, k_pi)
             q = self.q_two(params["qs"], zs, a, k_pick, "avg", k_qdrop)  # [H+1, B]
             lo, hi = jnp.percentile(jax.lax.stop_gradient(q[0]), jnp.array([5.0, 95.0]))
-            lo, hi = nets.device_mean((lo, hi), self.axis_name)
+            lo, hi = layers.device_mean((lo, hi), self.axis_name)
             scale = next_scale(scale, lo, hi, cfg.scale_tau)
             return policy_loss(q, scaled_entropy, scale, cfg.entropy_coef, rho), (scale, scaled_entropy.mean())
 
         (pi_value, (scale, entropy)), pi_grads = jax.value_and_grad(pi_loss, has_aux=True)(params["pi"], agent.scale)
-        pi_grads = nets.device_mean(pi_grads, self.axis_name)
+        pi_grads = layers.device_mean(pi_grads, self.axis_name)
         pi_step, pi_opt = self.pi_optim.update(pi_grads, agent.pi_opt, params["pi"])
         params = {**params, "pi": optax.apply_updates(params["pi"], pi_step)}
         target_qs = optax.incremental_update(params["qs"], agent.target_qs, cfg.tau)
 
         metrics.update(pi_loss=pi_value, pi_grad_norm=optax.tree.norm(pi_grads), pi_scale=scale, pi_entropy=entropy)
         new_agent = AgentState(params, target_qs, model_opt, pi_opt, jax.lax.stop_gradient(scale), agent.updates + 1)
-        return new_agent, metrics
+        return new_agent, metrics, None

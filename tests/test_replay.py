@@ -1,4 +1,4 @@
-"""Tests for the on-device replay buffer (anakin_tdmpc.buffer).
+"""Tests for the on-device replay buffer (anakin_tdmpc.loop.replay).
 
 Synthetic data encodes where every value came from, so each sampled window can
 be decoded and checked:
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from anakin_tdmpc import buffer
+from anakin_tdmpc.loop import replay
 
 OBS_DIM = 4
 ACT_DIM = 2
@@ -49,12 +49,12 @@ def synthetic_row(t, ep_lens, phases):
 @functools.partial(jax.jit, static_argnames=("num_steps", "seq_len"))
 def fill(state, num_steps, ep_lens, phases, num_active=None, seq_len=None):
     """Insert rows for ``t = 0 .. num_steps-1`` (only ``t < num_active`` if given); ``seq_len`` for a
-    prioritized buffer."""
+    prioritized replay."""
     ep_lens = jnp.asarray(ep_lens, jnp.int32)
     phases = jnp.asarray(phases, jnp.int32)
 
     def body(state, t):
-        new = buffer.add(state, *synthetic_row(t, ep_lens, phases), seq_len)
+        new = replay.add(state, *synthetic_row(t, ep_lens, phases), seq_len)
         if num_active is None:
             return new, None
         active = t < num_active
@@ -65,14 +65,14 @@ def fill(state, num_steps, ep_lens, phases, num_active=None, seq_len=None):
 
 
 def make_filled(capacity, num_envs, seq_len, num_steps, ep_lens=NO_RESET, phases=0):
-    state = buffer.init(capacity, num_envs, OBS_DIM, ACT_DIM, seq_len)
+    state = replay.init(capacity, num_envs, OBS_DIM, ACT_DIM, seq_len)
     ep_lens = np.broadcast_to(np.asarray(ep_lens), (num_envs,))
     phases = np.broadcast_to(np.asarray(phases), (num_envs,))
     return fill(state, num_steps, ep_lens, phases)
 
 
-sample_jit = jax.jit(buffer.sample, static_argnames=("batch_size", "seq_len", "num_candidates"))
-starts_jit = jax.jit(buffer.sample_starts, static_argnames=("batch_size", "seq_len", "num_candidates"))
+sample_jit = jax.jit(replay.sample, static_argnames=("batch_size", "seq_len", "num_candidates"))
+starts_jit = jax.jit(replay.sample_starts, static_argnames=("batch_size", "seq_len", "num_candidates"))
 
 
 def check_windows(batch, num_written, num_rows):
@@ -119,18 +119,18 @@ def brute_force_valid(state, seq_len):
 
 
 def test_rows_for_and_memory_bytes():
-    assert buffer.rows_for(1_000_000, 16, 4) == 62_500
+    assert replay.rows_for(1_000_000, 16, 4) == 62_500
     # 62_500 rows * 16 envs * (4 * (24 + 6) + 4 + 4) bytes + 2 int32 scalars.
-    assert buffer.memory_bytes(1_000_000, 16, 24, 6, 4) == 128_000_008
-    assert buffer.rows_for(1_000_001, 16, 4) == 62_501  # ceil
-    assert buffer.rows_for(5, 8, 4) == 4  # at least seq_len rows
-    assert buffer.rows_for(7, 1, 4) == 7
+    assert replay.memory_bytes(1_000_000, 16, 24, 6, 4) == 128_000_008
+    assert replay.rows_for(1_000_001, 16, 4) == 62_501  # ceil
+    assert replay.rows_for(5, 8, 4) == 4  # at least seq_len rows
+    assert replay.rows_for(7, 1, 4) == 7
     with pytest.raises(ValueError):
-        buffer.rows_for(0, 16, 4)
+        replay.rows_for(0, 16, 4)
 
 
 def test_init_shapes_and_dtypes():
-    state = buffer.init(100, 3, OBS_DIM, ACT_DIM, 4)
+    state = replay.init(100, 3, OBS_DIM, ACT_DIM, 4)
     assert state.obs.shape == (34, 3, OBS_DIM) and state.obs.dtype == jnp.float32
     assert state.action.shape == (34, 3, ACT_DIM) and state.action.dtype == jnp.float32
     assert state.reward.shape == (34, 3) and state.reward.dtype == jnp.float32
@@ -138,13 +138,13 @@ def test_init_shapes_and_dtypes():
     assert np.all(np.asarray(state.episode_step) == -1)
     assert state.pointer.dtype == jnp.int32 and state.size.dtype == jnp.int32
     assert int(state.pointer) == 0 and int(state.size) == 0
-    assert int(buffer.num_valid_windows(state, 4)) == 0
+    assert int(replay.num_valid_windows(state, 4)) == 0
 
 
 def test_add_writes_row_and_wraps():
-    state = buffer.init(8, 2, OBS_DIM, ACT_DIM, 4)  # T = 4
+    state = replay.init(8, 2, OBS_DIM, ACT_DIM, 4)  # T = 4
     ep_lens, phases = jnp.full((2,), NO_RESET), jnp.zeros((2,), jnp.int32)
-    add = jax.jit(buffer.add)
+    add = jax.jit(replay.add)
     for t in range(6):
         state = add(state, *synthetic_row(t, ep_lens, phases))
         assert int(state.pointer) == (t + 1) % 4
@@ -157,9 +157,9 @@ def test_add_writes_row_and_wraps():
 
 
 def test_add_is_in_place_when_donated():
-    state = buffer.init(1000, 3, OBS_DIM, ACT_DIM, 4)
+    state = replay.init(1000, 3, OBS_DIM, ACT_DIM, 4)
     row = synthetic_row(0, jnp.full((3,), NO_RESET), jnp.zeros((3,), jnp.int32))
-    add = jax.jit(buffer.add, donate_argnums=0)
+    add = jax.jit(replay.add, donate_argnums=0)
     compiled = add.lower(state, *row).compile()
     assert "input_output_alias" in compiled.as_text()  # outputs alias the donated inputs
     new_state = add(state, *row)
@@ -171,8 +171,8 @@ def test_num_valid_windows_matches_brute_force():
     for num_steps, ep_lens in [(3, 7), (30, 7), (95, 7), (95, [2, 4, 9]), (95, NO_RESET)]:
         state = make_filled(120, 3, 4, num_steps, ep_lens=ep_lens, phases=[0, 2, 5])
         mask = brute_force_valid(state, 4)
-        np.testing.assert_array_equal(np.asarray(buffer.valid_start_mask(state, 4)), mask)
-        assert int(buffer.num_valid_windows(state, 4)) == mask.sum()
+        np.testing.assert_array_equal(np.asarray(replay.valid_start_mask(state, 4)), mask)
+        assert int(replay.num_valid_windows(state, 4)) == mask.sum()
 
 
 # ---------------------------------------------------------------------------
@@ -183,7 +183,7 @@ def test_num_valid_windows_matches_brute_force():
 def test_sample_shapes_and_dtypes():
     state = make_filled(300, 3, 4, 50)
     batch = sample_jit(state, jax.random.key(0), batch_size=32, seq_len=4)
-    assert isinstance(batch, buffer.Batch)
+    assert isinstance(batch, replay.Batch)
     assert batch.obs.shape == (4, 32, OBS_DIM) and batch.obs.dtype == jnp.float32
     assert batch.action.shape == (3, 32, ACT_DIM) and batch.action.dtype == jnp.float32
     assert batch.reward.shape == (3, 32) and batch.reward.dtype == jnp.float32
@@ -201,13 +201,13 @@ def test_sample_inside_scan_that_adds():
     def run(state, rng):
         def body(state, inp):
             t, key = inp
-            state = buffer.add(state, *synthetic_row(t, ep_lens, phases))
-            return state, buffer.sample(state, key, 16, seq_len)
+            state = replay.add(state, *synthetic_row(t, ep_lens, phases))
+            return state, replay.sample(state, key, 16, seq_len)
 
         steps = jnp.arange(45, dtype=jnp.int32)
         return jax.lax.scan(body, state, (steps, jax.random.split(rng, 45)))
 
-    state, batches = run(buffer.init(capacity, num_envs, OBS_DIM, ACT_DIM, seq_len), jax.random.key(3))
+    state, batches = run(replay.init(capacity, num_envs, OBS_DIM, ACT_DIM, seq_len), jax.random.key(3))
     assert batches.obs.shape == (45, seq_len, 16, OBS_DIM)
     # Env 2 never resets, so from step L-1 on every step has a valid window.
     for step in range(seq_len - 1, 45):
@@ -226,7 +226,7 @@ def test_never_crosses_reset():
     seq_len, num_steps = 4, 200
     state = make_filled(180, 3, seq_len, num_steps, ep_lens=7, phases=[0, 2, 5])  # T = 60
     env, row, fallback = starts_jit(state, jax.random.key(0), batch_size=20_000, seq_len=seq_len)
-    batch = buffer.gather(state, env, row, seq_len)
+    batch = replay.gather(state, env, row, seq_len)
     check_windows(batch, num_steps, 60)
     # 3/7 of proposals are invalid: the K = 8 fallback fires with prob ~1e-3 per entry.
     assert 0 < int(fallback.sum()) < 100
@@ -243,7 +243,7 @@ def test_never_crosses_reset_tiny_episodes_fallback(ep_lens, num_candidates):
     env, row, fallback = starts_jit(
         state, jax.random.key(1), batch_size=20_000, seq_len=seq_len, num_candidates=num_candidates
     )
-    check_windows(buffer.gather(state, env, row, seq_len), num_steps, 50)
+    check_windows(replay.gather(state, env, row, seq_len), num_steps, 50)
     if num_candidates == 1:
         assert int(fallback.sum()) > 1000  # the fallback path is exercised heavily
     # Every returned start is valid, including the fixed-up ones.
@@ -254,14 +254,14 @@ def test_never_crosses_reset_tiny_episodes_fallback(ep_lens, num_candidates):
 def test_single_valid_window_is_always_found():
     # T = 8, N = 2, L = 4: env 0 resets every step; env 1 holds exactly one
     # episode long enough (steps 0,1,2,3 at rows 2..5).
-    state = buffer.init(16, 2, OBS_DIM, ACT_DIM, 4)
-    add = jax.jit(buffer.add)
+    state = replay.init(16, 2, OBS_DIM, ACT_DIM, 4)
+    add = jax.jit(replay.add)
     steps = np.array([[0, 0], [0, 1], [0, 0], [0, 1], [0, 2], [0, 3], [0, 0], [0, 1]], np.int32)
     for t in range(8):
         obs, action, reward, _ = synthetic_row(t, jnp.full((2,), NO_RESET), jnp.zeros((2,), jnp.int32))
         obs = obs.at[:, 2].set(steps[t].astype(np.float32))
         state = add(state, obs, action, reward, jnp.asarray(steps[t]))
-    assert int(buffer.num_valid_windows(state, 4)) == 1
+    assert int(replay.num_valid_windows(state, 4)) == 1
     env, row, fallback = starts_jit(state, jax.random.key(2), batch_size=1000, seq_len=4)
     assert np.all(np.asarray(env) == 1) and np.all(np.asarray(row) == 2)
     assert int(fallback.sum()) > 0  # 1 of 10 proposals is valid: (9/10)^8 ~ 43% need the fix-up
@@ -270,7 +270,7 @@ def test_single_valid_window_is_always_found():
 
 def test_first_true_from_matches_brute_force():
     rng = np.random.default_rng(0)
-    search = jax.jit(jax.vmap(buffer._first_true_from, in_axes=(0, None)))
+    search = jax.jit(jax.vmap(replay._first_true_from, in_axes=(0, None)))
     for size in [1, 3, 16, 17, 257]:
         masks = np.stack([rng.random(size) < density for density in [0.0, 0.02, 0.3, 1.0]])
         starts = np.arange(size, dtype=np.int32)
@@ -286,7 +286,7 @@ def test_fallback_fix_up_maps_to_next_valid_start():
     state = make_filled(150, 3, 4, 77, ep_lens=[2, 4, 5], phases=[0, 1, 3])  # T = 50
     mask = brute_force_valid(state, 4)  # [T, N]
     rows, envs = np.meshgrid(np.arange(50), np.arange(3), indexing="ij")
-    env, row = buffer._next_valid_start(state, jnp.asarray(envs.ravel()), jnp.asarray(rows.ravel()), 4)
+    env, row = replay._next_valid_start(state, jnp.asarray(envs.ravel()), jnp.asarray(rows.ravel()), 4)
     flat_valid = mask.ravel()  # row-major (row, env) order
     for q, (e, r) in enumerate(zip(np.asarray(env), np.asarray(row))):
         expected = next(j % flat_valid.size for j in range(q, q + flat_valid.size) if flat_valid[j % flat_valid.size])
@@ -301,7 +301,7 @@ def test_never_crosses_write_pointer(num_steps, ep_lens):
     batch = sample_jit(state, jax.random.key(num_steps), batch_size=5000, seq_len=seq_len)
     env, t0 = check_windows(batch, num_steps, num_rows)  # consecutive t, inside [oldest, newest]
     if ep_lens == NO_RESET:
-        assert int(buffer.num_valid_windows(state, seq_len)) == 3 * (min(num_steps, num_rows) - seq_len + 1)
+        assert int(replay.num_valid_windows(state, seq_len)) == 3 * (min(num_steps, num_rows) - seq_len + 1)
         # Windows touching the newest row and the oldest row are both reachable.
         assert t0.max() == num_steps - seq_len
         assert t0.min() == max(num_steps - num_rows, 0)
@@ -335,7 +335,7 @@ def test_uniform_over_valid_starts(ep_lens):
     # window does not reach past the episode's last step.
     steps = (np.arange(oldest_t, num_steps - seq_len + 1)[None, :] + np.array([0, 2, 5])[:, None]) % ep_lens
     valid = steps + seq_len - 1 < ep_lens
-    assert int(buffer.num_valid_windows(state, seq_len)) == valid.sum()
+    assert int(replay.num_valid_windows(state, seq_len)) == valid.sum()
     assert counts[~valid].sum() == 0
 
     expected = n / valid.sum()
@@ -357,14 +357,14 @@ def test_small_ring_capacity_below_num_envs():
     seq_len = 4
     state = make_filled(5, 8, seq_len, 11)
     assert state.obs.shape[0] == 4
-    assert int(buffer.num_valid_windows(state, seq_len)) == 8
+    assert int(replay.num_valid_windows(state, seq_len)) == 8
     batch = sample_jit(state, jax.random.key(0), batch_size=512, seq_len=seq_len)
     env, t0 = check_windows(batch, 11, 4)
     assert np.all(t0 == 7) and set(env.tolist()) == set(range(8))
     # Same ring with resets: envs whose window crosses a reset are never returned.
     state = make_filled(5, 8, seq_len, 11, ep_lens=5, phases=np.arange(8))
     env, _ = check_windows(sample_jit(state, jax.random.key(1), batch_size=512, seq_len=seq_len), 11, 4)
-    assert int(buffer.num_valid_windows(state, seq_len)) == len(set(env.tolist())) == 2
+    assert int(replay.num_valid_windows(state, seq_len)) == len(set(env.tolist())) == 2
 
 
 def test_single_env():
@@ -373,13 +373,13 @@ def test_single_env():
     batch = sample_jit(state, jax.random.key(0), batch_size=4000, seq_len=seq_len)
     env, t0 = check_windows(batch, 93, 40)
     assert np.all(env == 0)
-    assert len(set(t0.tolist())) == int(buffer.num_valid_windows(state, seq_len))
+    assert len(set(t0.tolist())) == int(replay.num_valid_windows(state, seq_len))
 
 
 def test_vmap_over_two_buffers():
     """Two independent buffers (different fill levels, pointers, episode lengths)."""
     seq_len, num_envs, capacity = 4, 3, 60  # T = 20
-    single = buffer.init(capacity, num_envs, OBS_DIM, ACT_DIM, seq_len)
+    single = replay.init(capacity, num_envs, OBS_DIM, ACT_DIM, seq_len)
     states = jax.tree.map(lambda x: jnp.stack([x, x]), single)
     ep_lens = jnp.array([[7, 7, 7], [NO_RESET, 5, 9]], jnp.int32)
     phases = jnp.array([[0, 2, 5], [0, 1, 2]], jnp.int32)
@@ -389,8 +389,8 @@ def test_vmap_over_two_buffers():
     np.testing.assert_array_equal(np.asarray(states.pointer), [13, 37 % 20])
 
     keys = jax.random.split(jax.random.key(0), 2)
-    batches = jax.jit(jax.vmap(lambda s, k: buffer.sample(s, k, 3000, seq_len)))(states, keys)
-    counts = jax.vmap(lambda s: buffer.num_valid_windows(s, seq_len))(states)
+    batches = jax.jit(jax.vmap(lambda s, k: replay.sample(s, k, 3000, seq_len)))(states, keys)
+    counts = jax.vmap(lambda s: replay.num_valid_windows(s, seq_len))(states)
     for i in range(2):
         batch = jax.tree.map(lambda x: x[i], batches)
         state = jax.tree.map(lambda x: x[i], states)
@@ -403,11 +403,11 @@ def test_vmap_over_two_buffers():
 # Prioritized replay (TD-MPC).
 # ---------------------------------------------------------------------------
 
-per_jit = jax.jit(buffer.sample_prioritized, static_argnames=("batch_size", "seq_len", "alpha", "beta"))
+per_jit = jax.jit(replay.sample_prioritized, static_argnames=("batch_size", "seq_len", "alpha", "beta"))
 
 
 def make_prioritized(capacity, num_envs, seq_len, num_steps, ep_lens=NO_RESET, phases=0):
-    state = buffer.init(capacity, num_envs, OBS_DIM, ACT_DIM, seq_len, prioritized=True)
+    state = replay.init(capacity, num_envs, OBS_DIM, ACT_DIM, seq_len, prioritized=True)
     ep_lens = np.broadcast_to(np.asarray(ep_lens), (num_envs,))
     phases = np.broadcast_to(np.asarray(phases), (num_envs,))
     return fill(state, num_steps, ep_lens, phases, seq_len=seq_len)
@@ -416,22 +416,22 @@ def make_prioritized(capacity, num_envs, seq_len, num_steps, ep_lens=NO_RESET, p
 def set_all_priorities(state, priorities):
     """Write a full [T, N] priority table through update_priorities (stores priorities + eps)."""
     rows, envs = np.meshgrid(np.arange(priorities.shape[0]), np.arange(priorities.shape[1]), indexing="ij")
-    return buffer.update_priorities(
+    return replay.update_priorities(
         state, jnp.asarray(envs.ravel()), jnp.asarray(rows.ravel()), jnp.asarray(priorities.ravel(), jnp.float32)
     )
 
 
 def test_prioritized_init_memory_and_uniform_layout():
-    state = buffer.init(100, 3, OBS_DIM, ACT_DIM, 4, prioritized=True)
+    state = replay.init(100, 3, OBS_DIM, ACT_DIM, 4, prioritized=True)
     assert state.priority.shape == (34, 3) and state.priority.dtype == jnp.float32
     assert np.all(np.asarray(state.priority) == 1.0) and float(state.max_priority) == 1.0
-    assert buffer.is_prioritized(state)
-    uniform = buffer.init(100, 3, OBS_DIM, ACT_DIM, 4)
+    assert replay.is_prioritized(state)
+    uniform = replay.init(100, 3, OBS_DIM, ACT_DIM, 4)
     assert uniform.priority.shape == (0, 3) and uniform.max_priority.shape == (0,)
-    assert not buffer.is_prioritized(uniform)
-    assert buffer.update_priorities(uniform, jnp.zeros(2, jnp.int32), jnp.zeros(2, jnp.int32), jnp.ones(2)) is uniform
+    assert not replay.is_prioritized(uniform)
+    assert replay.update_priorities(uniform, jnp.zeros(2, jnp.int32), jnp.zeros(2, jnp.int32), jnp.ones(2)) is uniform
     # one float32 priority per (row, env) plus the max_priority scalar
-    assert buffer.memory_bytes(1_000_000, 16, 24, 6, 4, prioritized=True) == 128_000_008 + 62_500 * 16 * 4 + 4
+    assert replay.memory_bytes(1_000_000, 16, 24, 6, 4, prioritized=True) == 128_000_008 + 62_500 * 16 * 4 + 4
     # uniform batches carry their starts and unit weights
     batch = sample_jit(make_filled(300, 3, 4, 50), jax.random.key(0), batch_size=32, seq_len=4)
     assert batch.env.dtype == jnp.int32 and batch.row.dtype == jnp.int32
@@ -440,21 +440,21 @@ def test_prioritized_init_memory_and_uniform_layout():
 
 
 def test_new_data_enters_at_max_priority():
-    add = jax.jit(buffer.add, static_argnums=5)
+    add = jax.jit(replay.add, static_argnums=5)
     row = functools.partial(synthetic_row, ep_lens=jnp.full((2,), NO_RESET), phases=jnp.zeros((2,), jnp.int32))
     state = make_prioritized(40, 2, 4, 6)  # T = 20; valid starts: rows 0-2
     np.testing.assert_array_equal(np.asarray(state.priority[:6]), 1.0)  # no valid start yet: 1.0
-    state = buffer.update_priorities(state, jnp.array([0, 1, 1]), jnp.array([2, 4, 0]), jnp.array([3.5, 0.25, 7.0]))
+    state = replay.update_priorities(state, jnp.array([0, 1, 1]), jnp.array([2, 4, 0]), jnp.array([3.5, 0.25, 7.0]))
     state = add(state, *row(6), 4)
-    np.testing.assert_allclose(np.asarray(state.priority[6]), 7.0 + buffer.PRIORITY_EPS)
-    assert float(state.max_priority) == pytest.approx(7.0 + buffer.PRIORITY_EPS)
+    np.testing.assert_allclose(np.asarray(state.priority[6]), 7.0 + replay.PRIORITY_EPS)
+    assert float(state.max_priority) == pytest.approx(7.0 + replay.PRIORITY_EPS)
     # the max is over the priorities stored now: lowering the largest one lowers what new data gets
-    state = buffer.update_priorities(state, jnp.array([1, 0, 1]), jnp.array([0, 6, 6]), jnp.array([0.5, 0.5, 0.5]))
+    state = replay.update_priorities(state, jnp.array([1, 0, 1]), jnp.array([0, 6, 6]), jnp.array([0.5, 0.5, 0.5]))
     state = add(state, *row(7), 4)
-    np.testing.assert_allclose(np.asarray(state.priority[7]), 3.5 + buffer.PRIORITY_EPS)
+    np.testing.assert_allclose(np.asarray(state.priority[7]), 3.5 + replay.PRIORITY_EPS)
     # row 4 (priority 0.25) is a valid start now: still 3.5 enters
     state = add(state, *row(8), 4)
-    np.testing.assert_allclose(np.asarray(state.priority[8]), 3.5 + buffer.PRIORITY_EPS)
+    np.testing.assert_allclose(np.asarray(state.priority[8]), 3.5 + replay.PRIORITY_EPS)
 
 
 def test_new_data_after_every_priority_falls_below_one():
@@ -464,25 +464,25 @@ def test_new_data_after_every_priority_falls_below_one():
     steps = lambda t: synthetic_row(t, jnp.full((num_envs,), NO_RESET), jnp.zeros((num_envs,), jnp.int32))  # noqa: E731
     state = make_prioritized(40, num_envs, seq_len, 12)  # T = 20, rows 0-11 written (at 1.0), starts 0-8 valid
     rows, envs = np.meshgrid(np.arange(9), np.arange(num_envs), indexing="ij")
-    update = lambda state, values: buffer.update_priorities(  # noqa: E731 - what training writes: valid starts
+    update = lambda state, values: replay.update_priorities(  # noqa: E731 - what training writes: valid starts
         state, jnp.asarray(envs.ravel()), jnp.asarray(rows.ravel()), jnp.asarray(values.ravel(), jnp.float32))
     state = update(state, np.full((9, num_envs), 1e4))  # a spike
     low = np.full((9, num_envs), 0.01)
     low[5, 1] = 0.02
     state = update(state, low)  # ... trained away
-    state = buffer.add(state, *steps(12), seq_len)
-    np.testing.assert_allclose(np.asarray(state.priority[12]), 0.02 + buffer.PRIORITY_EPS, rtol=1e-6)
+    state = replay.add(state, *steps(12), seq_len)
+    np.testing.assert_allclose(np.asarray(state.priority[12]), 0.02 + replay.PRIORITY_EPS, rtol=1e-6)
     # three more rows make row 12 a valid start; its sampling probability is p^alpha / sum p^alpha over the
     # 2 x 13 valid starts: rows 9-11 still at their entry 1.0 (never trained on), rows 12 and (5, env 1) at
     # 0.02, the other 17 at 0.01
     for t in range(13, 16):
-        state = buffer.add(state, *steps(t), seq_len)
-    valid = np.asarray(buffer.valid_start_mask(state, seq_len))
+        state = replay.add(state, *steps(t), seq_len)
+    valid = np.asarray(replay.valid_start_mask(state, seq_len))
     assert valid.sum() == 2 * 13 and valid[12].all()
     p = np.where(valid, np.asarray(state.priority, np.float64), 0.0) ** 0.6
     hi, lo = (0.02 + 1e-6) ** 0.6, (0.01 + 1e-6) ** 0.6
     np.testing.assert_allclose(p[12, 0] / p.sum(), hi / (6 * 1.0 + 3 * hi + 17 * lo), rtol=1e-5)
-    batch = jax.jit(buffer.sample_prioritized, static_argnums=(2, 3))(state, jax.random.key(0), 40_000, seq_len)
+    batch = jax.jit(replay.sample_prioritized, static_argnums=(2, 3))(state, jax.random.key(0), 40_000, seq_len)
     drawn = np.mean((np.asarray(batch.row) == 12) & (np.asarray(batch.env) == 0))
     assert drawn == pytest.approx(p[12, 0] / p.sum(), abs=0.003)
 
@@ -491,28 +491,28 @@ def test_rows_that_cannot_start_a_window_do_not_set_the_new_priority():
     """An episode's last rows never start a window; a stale high priority there must not lift new data."""
     seq_len = 3
     state = make_prioritized(40, 1, seq_len, 10, ep_lens=5)  # episodes of 5 rows: starts 3, 4, 8, 9 invalid
-    valid = np.asarray(buffer.valid_start_mask(state, seq_len))[:, 0]
+    valid = np.asarray(replay.valid_start_mask(state, seq_len))[:, 0]
     assert not valid[3] and not valid[4] and valid[5]
     table = np.full((40, 1), 0.5, np.float32)
     table[3, 0] = 50.0  # cannot be sampled
     state = set_all_priorities(state, table)
-    state = buffer.add(state, *synthetic_row(10, jnp.array([5]), jnp.array([0])), seq_len)
-    np.testing.assert_allclose(np.asarray(state.priority[10]), 0.5 + buffer.PRIORITY_EPS)
+    state = replay.add(state, *synthetic_row(10, jnp.array([5]), jnp.array([0])), seq_len)
+    np.testing.assert_allclose(np.asarray(state.priority[10]), 0.5 + replay.PRIORITY_EPS)
 
 
 def test_prioritized_add_needs_the_window_length():
-    state = buffer.init(40, 2, OBS_DIM, ACT_DIM, 4, prioritized=True)
+    state = replay.init(40, 2, OBS_DIM, ACT_DIM, 4, prioritized=True)
     with pytest.raises(ValueError, match="seq_len"):
-        buffer.add(state, *synthetic_row(0, jnp.full((2,), NO_RESET), jnp.zeros((2,), jnp.int32)))
+        replay.add(state, *synthetic_row(0, jnp.full((2,), NO_RESET), jnp.zeros((2,), jnp.int32)))
 
 
 def test_update_priorities_writes_the_right_cells():
     state = make_prioritized(30, 3, 4, 12)  # T = 10
     before = np.asarray(state.priority).copy()
     env, row = jnp.array([2, 0, 1, 2]), jnp.array([3, 7, 0, 9])
-    new = buffer.update_priorities(state, env, row, jnp.array([0.5, 2.0, 0.0, 4.0]))
+    new = replay.update_priorities(state, env, row, jnp.array([0.5, 2.0, 0.0, 4.0]))
     expected = before.copy()
-    expected[[3, 7, 0, 9], [2, 0, 1, 2]] = np.array([0.5, 2.0, 0.0, 4.0]) + buffer.PRIORITY_EPS
+    expected[[3, 7, 0, 9], [2, 0, 1, 2]] = np.array([0.5, 2.0, 0.0, 4.0]) + replay.PRIORITY_EPS
     np.testing.assert_array_equal(np.asarray(new.priority), expected.astype(np.float32))
     # everything else is untouched
     for a, b in zip(jax.tree.leaves(state._replace(priority=None, max_priority=None)),
@@ -522,7 +522,7 @@ def test_update_priorities_writes_the_right_cells():
 
 def test_inverse_cdf_matches_brute_force():
     rng = np.random.default_rng(0)
-    draw = jax.jit(buffer._inverse_cdf)
+    draw = jax.jit(replay._inverse_cdf)
     for size in [1, 5, 16, 17, 300]:
         weights = rng.random(size) * (rng.random(size) < 0.5)
         weights[rng.integers(size)] = 0.7  # at least one positive entry
@@ -557,7 +557,7 @@ def test_prioritized_frequencies_over_valid_windows_only():
     counts = np.zeros((num_rows, num_envs))
     np.add.at(counts, (rows, env), 1)
     assert counts[~mask].sum() == 0
-    p = (priorities.astype(np.float64) + buffer.PRIORITY_EPS) ** alpha * mask
+    p = (priorities.astype(np.float64) + replay.PRIORITY_EPS) ** alpha * mask
     expected = n * p[mask] / p.sum()
     observed = counts[mask]
     df = mask.sum() - 1
@@ -576,7 +576,7 @@ def test_importance_weights_exact_on_a_small_case():
     assert mask.sum() == 8 and not mask[4:].any()
     batch = per_jit(state, jax.random.key(3), batch_size=256, seq_len=2, alpha=alpha, beta=beta)
     rows, envs = np.asarray(batch.row), np.asarray(batch.env)
-    p = (table.astype(np.float64) + buffer.PRIORITY_EPS) ** alpha * mask
+    p = (table.astype(np.float64) + replay.PRIORITY_EPS) ** alpha * mask
     prob = p[rows, envs] / p.sum()
     weight = (8 * prob) ** -beta
     np.testing.assert_allclose(np.asarray(batch.weight), weight / weight.max(), rtol=1e-5)
@@ -594,17 +594,17 @@ def test_prioritized_sampling_in_a_scan_with_updates():
     def run(state, rng):
         def body(state, inp):
             t, key = inp
-            state = buffer.add(state, *synthetic_row(t, ep_lens, phases), seq_len)
-            batch = buffer.sample_prioritized(state, key, 8, seq_len)
-            state = buffer.update_priorities(state, batch.env, batch.row, batch.reward[0] * 0 + t.astype(jnp.float32))
+            state = replay.add(state, *synthetic_row(t, ep_lens, phases), seq_len)
+            batch = replay.sample_prioritized(state, key, 8, seq_len)
+            state = replay.update_priorities(state, batch.env, batch.row, batch.reward[0] * 0 + t.astype(jnp.float32))
             return state, batch
 
         steps = jnp.arange(2, 30, dtype=jnp.int32)
-        state = jax.lax.fori_loop(0, 2, lambda t, s: buffer.add(s, *synthetic_row(t, ep_lens, phases), seq_len), state)
+        state = jax.lax.fori_loop(0, 2, lambda t, s: replay.add(s, *synthetic_row(t, ep_lens, phases), seq_len), state)
         return jax.lax.scan(body, state, (steps, jax.random.split(rng, 28)))
 
-    state, batches = run(buffer.init(40, num_envs, OBS_DIM, ACT_DIM, seq_len, prioritized=True), jax.random.key(0))
+    state, batches = run(replay.init(40, num_envs, OBS_DIM, ACT_DIM, seq_len, prioritized=True), jax.random.key(0))
     for i in range(28):
         check_windows(jax.tree.map(lambda x: x[i], batches), i + 3, 20)
     # the last row entered before step 29's priorities were written: at step 28's, the largest stored then
-    assert float(state.max_priority) == pytest.approx(28 + buffer.PRIORITY_EPS)
+    assert float(state.max_priority) == pytest.approx(28 + replay.PRIORITY_EPS)

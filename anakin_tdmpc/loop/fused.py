@@ -1,25 +1,23 @@
-"""The fused training loop ("Anakin", Podracer paper): acting, env stepping, buffer insertion and updates
-for N parallel envs in one compiled program.
+"""The fused training loop (the "Anakin" architecture of the Podracer paper): acting, env stepping, replay
+insertion and updates for N parallel envs in one compiled program.
 
 One iteration, for all N envs at once:
 
-    action, plan_mean = uniform random while seeding, else algo.act(agent, obs, plan_mean, .., agent_steps)
+    action, plan_mean = uniform random while seeding, else agent.act(state, obs, plan_mean, .., agent_steps)
     env_state, out    = env.step(env_state, action)              # MJX, auto-reset, truncation kept
-    buffer            = buffer.add(buffer, obs, action, reward, episode_step)
-    agent             = n_updates x algo.update(agent, buffer.sample(...))   (+ priority write-back)
+    buffer            = replay.add(buffer, obs, action, reward, episode_step)
+    state             = n_updates x agent.update(state, replay.sample(...))   (+ priority write-back)
 
 where n_updates is 0 while seeding, `pretrain_updates` once when seeding ends (the paper's burst of
-seed_steps updates), then `updates_per_iter` (= utd x N). Python drives `chunk(carry, num_iters)`, one
-jitted call that runs many iterations with the carry donated; between chunks the host logs, evaluates and
-checkpoints. The loop never looks inside the algorithm: anything with `init / act / update /
-initial_plan_mean` and a static `cfg.batch_size` / `cfg.horizon` runs here. `act` also receives the
-loop's `agent_steps` (for algorithms with step schedules, e.g. TD-MPC's horizon and std). An algorithm
-that sets `replay_priority = buffer.Prioritization(alpha, beta)` gets a prioritized buffer, batches from
-`buffer.sample_prioritized`, and returns new priorities of the batch under `metrics[buffer.PRIORITY_KEY]`,
-which the loop writes back into the buffer after each update (and never logs).
+seed_steps updates), then `updates_per_iter` (= utd x N). `run_chunk(carry, num_iters)` runs many
+iterations and is a pure function of the carry (its random key included); `init_carry(rng)` makes the carry
+of a new run. Between chunks the host (session/trainer.py) logs, evaluates and checkpoints. The loop knows
+the agent only through the contract of agents/base.py; an agent with a `prioritization` gets a prioritized
+buffer, batches sampled by priority, and the priorities its `update` returns written back after each update.
 
-`run.py` drives this loop through `parallel.Parallel`, which runs one `Anakin` per device (its share of the
-envs, buffer and batch; `steps_per_iter` keeps the step counts global) and vmaps it over seeds.
+The run drives this loop through loop/parallel.py, which runs one `FusedLoop` per device (its share of the
+envs, buffer and batch; `steps_per_iter` keeps the step counts global) and vmaps it over seeds; `init`,
+`chunk` and `evaluate` here are the same pure functions jitted for one device and one seed.
 """
 
 from __future__ import annotations
@@ -29,8 +27,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from anakin_tdmpc import buffer as replay
-from anakin_tdmpc.evaluate import episodes
+from anakin_tdmpc.loop import replay
+from anakin_tdmpc.loop.episodes import episodes
 
 
 class Carry(NamedTuple):
@@ -54,10 +52,10 @@ class ChunkStats(NamedTuple):
     episodes: jax.Array
 
 
-class Anakin:
+class FusedLoop:
     def __init__(
         self,
-        algo,
+        agent,
         env,
         num_envs: int,
         buffer_capacity: int,
@@ -66,36 +64,36 @@ class Anakin:
         pretrain_updates: int,
         steps_per_iter: int | None = None,
     ):
-        self.algo, self.env, self.num_envs = algo, env, num_envs
+        self.agent, self.env, self.num_envs = agent, env, num_envs
         # agent steps one iteration adds to the (global) count: num_envs, or all devices' envs when this
         # loop is one data-parallel shard (parallel.py), so seeding and schedules see the whole run's steps
         self.steps_per_iter = num_envs if steps_per_iter is None else steps_per_iter
-        self.seq_len = algo.cfg.horizon + 1
-        self.batch_size = algo.cfg.batch_size
+        self.seq_len = agent.cfg.horizon + 1
+        self.batch_size = agent.cfg.batch_size
         self.buffer_capacity = buffer_capacity
         self.seed_steps = seed_steps
         self.updates_per_iter = updates_per_iter
         self.pretrain_updates = pretrain_updates
-        self.priority = getattr(algo, "replay_priority", None)  # None: uniform replay
+        self.priority = agent.prioritization  # None: uniform replay
         # jitted init: every carry leaf is its own buffer, as donating the carry to `chunk` requires
-        self.init = env.jit(self._init)
-        self.chunk = env.jit(self._chunk, donate_argnums=0)
-        self.evaluate = env.jit(self._evaluate, static_argnums=2)
+        self.init = env.jit(self.init_carry)
+        self.chunk = env.jit(self.run_chunk, donate_argnums=0)
+        self.evaluate = env.jit(self.eval_returns, static_argnums=2)
 
     # ------------------------------------------------------------------------------------ init
 
-    def _init(self, rng: jax.Array, shard=0) -> Carry:
+    def init_carry(self, rng: jax.Array, shard=0) -> Carry:
         """The carry of a new run. `shard` (a data-parallel device's index) changes the envs' and the loop's
         random streams, never the agent's: every shard starts from the same parameters."""
         k_agent, k_env, k_loop = jax.random.split(rng, 3)
         k_env, k_loop = jax.random.fold_in(k_env, shard), jax.random.fold_in(k_loop, shard)
         env = self.env
         return Carry(
-            agent=self.algo.init(k_agent),
+            agent=self.agent.init(k_agent),
             buffer=replay.init(self.buffer_capacity, self.num_envs, env.obs_dim, env.action_dim, self.seq_len,
                                prioritized=self.priority is not None),
             env_state=env.reset(k_env, self.num_envs),
-            plan_mean=self.algo.initial_plan_mean(self.num_envs),
+            plan_mean=self.agent.initial_plan_mean(self.num_envs),
             rng=k_loop,
             agent_steps=jnp.zeros((), jnp.int32),
             last_return=jnp.full((self.num_envs,), jnp.nan, jnp.float32),
@@ -108,8 +106,7 @@ class Anakin:
 
     def _zero_stats(self, carry: Carry) -> ChunkStats:
         batch = jax.eval_shape(self._sample, carry.buffer, carry.rng)
-        _, metrics = jax.eval_shape(self.algo.update, carry.agent, batch, carry.rng)
-        metrics = {k: v for k, v in metrics.items() if k != replay.PRIORITY_KEY}
+        _, metrics, _ = jax.eval_shape(self.agent.update, carry.agent, batch, carry.rng)
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics)
         return ChunkStats(zeros, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
 
@@ -125,9 +122,7 @@ class Anakin:
             agent, sums, buf = state if prioritized else (*state, buffer)
             k_sample, k_update = jax.random.split(jax.random.fold_in(rng, i))
             batch = self._sample(buf, k_sample)
-            agent, metrics = self.algo.update(agent, batch, k_update)
-            metrics = dict(metrics)
-            priorities = metrics.pop(replay.PRIORITY_KEY, None)
+            agent, metrics, priorities = self.agent.update(agent, batch, k_update)
             sums = jax.tree.map(jnp.add, sums, metrics)
             if not prioritized:
                 return agent, sums
@@ -148,7 +143,7 @@ class Anakin:
             return jax.random.uniform(k_act, (N, A), minval=-1.0, maxval=1.0), carry.plan_mean
 
         def plan_act(_):
-            return self.algo.act(carry.agent, carry.env_state.obs, carry.plan_mean, k_act, False, carry.agent_steps)
+            return self.agent.act(carry.agent, carry.env_state.obs, carry.plan_mean, k_act, False, carry.agent_steps)
 
         action, plan_mean = jax.lax.cond(seeding, random_act, plan_act, None)
         env_state, out = env.step(carry.env_state, action)
@@ -170,7 +165,7 @@ class Anakin:
         last_return = jnp.where(out.done, out.episode_return, carry.last_return)
         return Carry(agent, buffer, env_state, plan_mean, rng, agent_steps, last_return), stats
 
-    def _chunk(self, carry: Carry, num_iters):
+    def run_chunk(self, carry: Carry, num_iters):
         """Run `num_iters` (traced: one compilation serves every chunk length) fused iterations."""
 
         def body(_, state):
@@ -180,7 +175,7 @@ class Anakin:
 
     # -------------------------------------------------------------------------------- evaluation
 
-    def _evaluate(self, agent, rng: jax.Array, num_episodes: int, agent_steps=None):
+    def eval_returns(self, agent, rng: jax.Array, num_episodes: int, agent_steps=None):
         """Returns of `num_episodes` full episodes run in parallel with deterministic planning.
 
         `agent_steps` (the training carry's) is what the algorithm's step schedules read; by default
@@ -188,4 +183,4 @@ class Anakin:
         """
         if agent_steps is None:
             agent_steps = jnp.iinfo(jnp.int32).max
-        return episodes(self.algo, self.env, agent, rng, num_episodes, agent_steps, frames=False).returns
+        return episodes(self.agent, self.env, agent, rng, num_episodes, agent_steps, frames=False).returns

@@ -12,12 +12,9 @@
                weights and importance weights from prioritized replay, then the policy loss
                -min(Q1, Q2)(z_t, pi(z_t)) on the detached rollout, then (every 2 updates) the EMA target
 
-The surface is the one of `TDMPC2` (tdmpc2.py), so the fused loop runs either without knowing which:
-`init(rng) -> AgentState`, `act(agent, obs, plan_mean, rng, eval_mode, step) -> (action, plan_mean)` for a
-batch of N observations, `update(agent, batch, rng) -> (agent, metrics)`, `initial_plan_mean(N)`, and
-the static `cfg.horizon`, `cfg.batch_size`, `discount`, `iterations`. TD-MPC also declares
-`replay_priority = Prioritization(alpha 0.6, beta 0.4)`: the loop then samples with `buffer.sample_prioritized`
-and writes back the priorities this `update` returns under `metrics[buffer.PRIORITY_KEY]`.
+The class `TDMPC` satisfies the agent contract of agents/base.py, as `TDMPC2` does, so the fused loop runs
+either without knowing which. TD-MPC also declares `prioritization = Prioritization(alpha 0.6, beta 0.4)`:
+the loop then samples by priority and writes back the new priorities `update` returns.
 
 Facts taken from the official code (nicklashansen/tdmpc: src/algorithm/tdmpc.py, helper.py, cfgs/):
 - `step` of both schedules is the trainer's step = agent steps (env steps / action repeat). The horizon
@@ -52,28 +49,44 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from anakin_tdmpc import buffer as replay
-from anakin_tdmpc import networks as nets
+from anakin_tdmpc.agents import layers, mppi
+from anakin_tdmpc.agents.base import ConfigError, Prioritization, check_positive
+
+# Per-domain defaults: every value of the official cfgs/tasks/*.yaml (cartpole, walker, humanoid, dog; 4 is
+# default.yaml's action repeat) plus the paper's action repeat 2 for finger (the official repository has no
+# finger file).
+DOMAIN_DEFAULTS = {
+    "cartpole": dict(action_repeat=8),
+    "walker": dict(action_repeat=2),
+    "finger": dict(action_repeat=2),
+    "humanoid": dict(action_repeat=2, iterations=12, latent_dim=100),
+    "dog": dict(action_repeat=2, iterations=8, latent_dim=100, batch_size=2048, lr=3e-4),
+}
+ACTION_REPEAT = 4
+SEED_STEPS = 5000  # the official single-env trainer's seeding
 
 
 @dataclasses.dataclass(frozen=True)
 class TDMPCConfig:
-    # model (the paper's single size; latent 100 for humanoid and dog, see config.TDMPC_DOMAIN_DEFAULTS)
+    # model (the paper's single size; latent 100 for humanoid and dog, see DOMAIN_DEFAULTS)
     latent_dim: int = 50
     enc_dim: int = 256
     mlp_dim: int = 512
-    # optimisation
+    # optimisation: Adam for model and policy, both clipped at the same gradient norm
     lr: float = 1e-3
     grad_clip_norm: float = 10.0
     batch_size: int = 512
-    tau: float = 0.01
-    update_freq: int = 2  # EMA of the target model every this many updates
+    # the losses: rho^t-weighted sums over the H steps, each per-sample term clamped at loss_clamp
     rho: float = 0.5
     consistency_coef: float = 2.0
     reward_coef: float = 0.5
     value_coef: float = 0.1
     loss_clamp: float = 1e4
     discount: float = 0.99
+    # target model: an EMA of the whole model (encoder included) every update_freq updates
+    tau: float = 0.01
+    update_freq: int = 2
+    # prioritized replay: sampling exponent and importance-weight exponent
     per_alpha: float = 0.6
     per_beta: float = 0.4
     # planning
@@ -90,6 +103,20 @@ class TDMPCConfig:
     std_start: float = 0.5  # std schedule linear(std_start -> min_std over schedule_steps)
     schedule_steps: int = 25_000  # agent steps of both linear schedules
     pi_noise_clip: float = 0.3
+
+    def validate(self) -> "TDMPCConfig":
+        """ConfigError for a setting the algorithm cannot run with; else the config with num_pi_trajs set."""
+        check_positive(self, ("horizon", "iterations", "num_samples", "num_elites", "enc_dim", "mlp_dim",
+                              "latent_dim", "batch_size"))
+        if self.lr <= 0:
+            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        num_pi_trajs = self.num_pi_trajs if self.num_pi_trajs is not None else int(self.mixture_coef * self.num_samples)
+        if num_pi_trajs < 0:
+            raise ConfigError(f"--num_pi_trajs must be >= 0, got {num_pi_trajs}")
+        if self.num_elites > self.num_samples + num_pi_trajs:
+            raise ConfigError(f"--num_elites ({self.num_elites}) must not exceed the {self.num_samples + num_pi_trajs} "
+                              "sequences (num_samples + num_pi_trajs)")
+        return dataclasses.replace(self, num_pi_trajs=num_pi_trajs)
 
 
 def linear_schedule(start: float, end: float, duration: float, step) -> jax.Array:
@@ -156,17 +183,40 @@ class QNet(nn.Module):
 class TDMPC:
     """TD-MPC for one task: a static config plus pure functions of (AgentState, arrays)."""
 
-    axis_name = None  # data-parallel training sets the device axis name: gradients are averaged over it
+    name = "tdmpc"
+    Config = TDMPCConfig
+    PRESETS = {
+        "paper": {},
+        "cpu-small": dict(num_envs=8, mlp_dim=128, enc_dim=128, num_samples=64, num_elites=8, iterations=3,
+                          batch_size=64),
+    }
 
-    def __init__(self, cfg: TDMPCConfig, obs_dim: int, action_dim: int, episode_length: int):
-        num_pi_trajs = cfg.num_pi_trajs if cfg.num_pi_trajs is not None else int(cfg.mixture_coef * cfg.num_samples)
-        if num_pi_trajs < 0 or not 0 < cfg.num_elites <= cfg.num_samples + num_pi_trajs:
-            raise ValueError("planner needs num_pi_trajs >= 0 and 0 < num_elites <= num_samples + num_pi_trajs")
-        self.cfg = dataclasses.replace(cfg, num_pi_trajs=num_pi_trajs)
+    @classmethod
+    def base_config(cls, domain: str, args) -> TDMPCConfig:
+        """The paper's single size with the domain's settings (DOMAIN_DEFAULTS)."""
+        if args.model_size != type(args)().model_size:
+            raise ConfigError("--model_size is a TD-MPC2 preset; tdmpc has one size (override --enc_dim, --mlp_dim, "
+                              "--latent_dim instead)")
+        values = {k: v for k, v in DOMAIN_DEFAULTS.get(domain, {}).items() if k != "action_repeat"}
+        return TDMPCConfig(**values)
+
+    @classmethod
+    def default_action_repeat(cls, domain: str) -> int:
+        return DOMAIN_DEFAULTS.get(domain, {}).get("action_repeat", ACTION_REPEAT)
+
+    @classmethod
+    def single_env_seed_steps(cls, episode_length: int) -> int:
+        return SEED_STEPS
+
+    def __init__(self, cfg: TDMPCConfig, obs_dim: int, action_dim: int, episode_length: int,
+                 axis_name: str | None = None):
+        self.cfg = cfg.validate()
+        # data-parallel training: gradients are averaged over this device axis
+        self.axis_name = axis_name
         self.obs_dim, self.action_dim, self.episode_length = obs_dim, action_dim, episode_length
         self.discount = cfg.discount
         self.iterations = cfg.iterations
-        self.replay_priority = replay.Prioritization(cfg.per_alpha, cfg.per_beta)
+        self.prioritization = Prioritization(cfg.per_alpha, cfg.per_beta)
         hidden = (cfg.mlp_dim, cfg.mlp_dim)
         self.encoder = ELUMLP((cfg.enc_dim,), cfg.latent_dim)
         self.dynamics = ELUMLP(hidden, cfg.latent_dim)
@@ -182,8 +232,8 @@ class TDMPC:
         cfg = self.cfg
         k_enc, k_dyn, k_rew, k_pi, k_q = jax.random.split(rng, 5)
         za = jnp.zeros((1, cfg.latent_dim + self.action_dim))
-        # the twin Qs: two inits stacked (not nets.init_ensemble: a vmapped QNet init at width 512 hangs
-        # XLA:CPU in jax 0.10.2 on this machine); applying the stacked pair under vmap is fine
+        # the twin Qs: two inits stacked (layers.init_ensemble's vmapped init of a QNet of width 512 does not
+        # finish compiling on XLA:CPU in jax 0.10.2); applying the stacked pair under vmap is fine
         q_members = [self.q_net.init(k, za)["params"] for k in jax.random.split(k_q, 2)]
         params = {
             "encoder": self.encoder.init(k_enc, jnp.zeros((1, self.obs_dim)))["params"],
@@ -195,14 +245,10 @@ class TDMPC:
         return AgentState(
             params=params,
             target=params,
-            model_opt=self.model_optim.init(self._model_part(params)),
+            model_opt=self.model_optim.init(layers.model_part(params)),
             pi_opt=self.pi_optim.init(params["pi"]),
             updates=jnp.zeros((), jnp.int32),
         )
-
-    @staticmethod
-    def _model_part(params):
-        return {k: params[k] for k in ("encoder", "dynamics", "reward", "qs")}
 
     # ------------------------------------------------------------------------- model pieces
 
@@ -217,7 +263,7 @@ class TDMPC:
 
     def q(self, q_params, z: jax.Array, a: jax.Array) -> jax.Array:
         """Both Q-functions -> [2, ...]."""
-        return nets.apply_ensemble(self.q_net, q_params, jnp.concatenate([z, a], -1))
+        return layers.apply_ensemble(self.q_net, q_params, jnp.concatenate([z, a], -1))
 
     def pi_mean(self, pi_params, z: jax.Array) -> jax.Array:
         return jnp.tanh(self.pi_net.apply({"params": pi_params}, z))
@@ -252,15 +298,8 @@ class TDMPC:
         z = self.encode(params, obs)
 
         # sequences proposed by the policy (noisy, as the official planner)
-        pi_actions = []
-        if cfg.num_pi_trajs > 0:
-            zp = jnp.broadcast_to(z, (cfg.num_pi_trajs, z.shape[-1]))
-            for t, k in enumerate(jax.random.split(k_pi, H)):
-                a = self.pi(params["pi"], zp, k)
-                pi_actions.append(a)
-                if t < H - 1:
-                    zp = self.next(params, zp, a)
-        pi_actions = jnp.stack(pi_actions) if pi_actions else jnp.zeros((H, 0, A))
+        pi_actions = mppi.policy_sequences(lambda zp, k: self.pi(params["pi"], zp, k),
+                                           lambda zp, a: self.next(params, zp, a), z, cfg.num_pi_trajs, H, A, k_pi)
 
         # warm start: previous mean shifted by one step (zeros at an episode start / beyond the horizon)
         mean = jnp.where(active, jnp.concatenate([prev_mean[1:], jnp.zeros((1, A))], axis=0), 0.0)
@@ -274,13 +313,8 @@ class TDMPC:
             sampled = jnp.clip(mean[:, None] + std[:, None] * noise, -1.0, 1.0)
             actions = jnp.concatenate([sampled, pi_actions], axis=1)
             value = jnp.nan_to_num(self.estimate_value(params, zs, actions, horizon, k_value))
-            elite_value, elite_idx = jax.lax.top_k(value, cfg.num_elites)
-            elite_actions = actions[:, elite_idx]
-            score = jnp.exp(cfg.temperature * (elite_value - jnp.max(elite_value)))
-            score = score / jnp.sum(score)
-            new_mean = jnp.sum(score[None, :, None] * elite_actions, axis=1) / (jnp.sum(score) + 1e-9)
-            var = jnp.sum(score[None, :, None] * (elite_actions - new_mean[:, None]) ** 2, axis=1)
-            new_std = jnp.clip(jnp.sqrt(var / (jnp.sum(score) + 1e-9)), min_std, cfg.max_std)
+            elite_actions, score, new_mean, new_std = mppi.refit(actions, value, cfg.num_elites, cfg.temperature)
+            new_std = jnp.clip(new_std, min_std, cfg.max_std)
             mean = cfg.momentum * mean + (1.0 - cfg.momentum) * new_mean
             mean = jnp.where(active, mean, 0.0)
             std = jnp.where(active, new_std, cfg.max_std)
@@ -289,17 +323,15 @@ class TDMPC:
         (mean, std), (elites, scores) = jax.lax.scan(
             mppi_iteration, (mean, std), jax.random.split(k_iter, self.iterations)
         )
-        # execute the first action of one elite drawn by its score (last iteration), plus noise in training
-        pick = jax.random.categorical(k_pick, jnp.log(scores[-1]))
-        action = elites[-1][0, pick]
-        if not eval_mode:
-            action = action + std[0] * jax.random.normal(k_noise, (A,))
-        return jnp.clip(action, -1.0, 1.0), mean
+        # one of the last iteration's elites, drawn by score
+        return mppi.executed_action(k_pick, k_noise, elites[-1], scores[-1], std[0], eval_mode), mean
 
-    def act(self, agent: AgentState, obs: jax.Array, plan_mean: jax.Array, rng: jax.Array, eval_mode: bool, step):
-        """Plan for a batch of observations [N, obs_dim] with warm starts [N, H, A] at agent step `step`."""
+    def act(self, agent: AgentState, obs: jax.Array, plan_mean: jax.Array, rng: jax.Array, eval_mode: bool,
+            agent_steps):
+        """Plan for a batch of observations [N, obs_dim] with warm starts [N, H, A] at `agent_steps` (the
+        schedules' step)."""
         keys = jax.random.split(rng, obs.shape[0])
-        step = jnp.asarray(step, jnp.int32)
+        step = jnp.asarray(agent_steps, jnp.int32)
         return jax.vmap(lambda o, m, k: self.plan(agent.params, o, m, k, eval_mode, step))(obs, plan_mean, keys)
 
     def initial_plan_mean(self, num_envs: int) -> jax.Array:
@@ -310,7 +342,7 @@ class TDMPC:
     def update(self, agent: AgentState, batch, rng: jax.Array):
         """One update on a batch of sequences: obs [H+1, B, D], action [H, B, A], reward [H, B], weight [B].
 
-        Returns new priorities [B] for the batch's window starts under metrics[buffer.PRIORITY_KEY].
+        Also returns new priorities [B] for the batch's window starts.
         """
         cfg, H = self.cfg, self.cfg.horizon
         k_td, k_pi = jax.random.split(rng)
@@ -327,11 +359,7 @@ class TDMPC:
 
         def model_loss(model_params):
             p = {**params, **model_params}
-            z = self.encode(p, batch.obs[0])
-            zs = [z]
-            for t in range(H):
-                z = self.next(p, z, batch.action[t])
-                zs.append(z)
+            zs = layers.latent_rollout(self.encode(p, batch.obs[0]), batch.action, lambda z, a: self.next(p, z, a))
             zs = jnp.stack(zs)  # [H+1, B, L]
             q = self.q(p["qs"], zs[:-1], batch.action)  # [2, H, B]
             r = self.reward(p, zs[:-1], batch.action)  # [H, B]
@@ -344,17 +372,16 @@ class TDMPC:
                      + cfg.value_coef * clamp(value_loss))  # [B]
             weighted = jnp.mean(total * weight)
             metrics = {"consistency_loss": consistency.mean(), "reward_loss": reward_loss.mean(),
-                       "value_loss": value_loss.mean(), "total_loss": total.mean(), "weighted_loss": weighted,
-                       replay.PRIORITY_KEY: clamp(priority)}
-            return weighted / H, (zs, metrics)  # the official code scales this gradient by 1 / H
+                       "value_loss": value_loss.mean(), "total_loss": total.mean(), "weighted_loss": weighted}
+            return weighted / H, (zs, metrics, clamp(priority))  # the official code scales this gradient by 1 / H
 
-        model_params = self._model_part(params)
-        (_, (zs, metrics)), grads = jax.value_and_grad(model_loss, has_aux=True)(model_params)
-        grads = nets.device_mean(grads, self.axis_name)
+        model_params = layers.model_part(params)
+        (_, (zs, metrics, priority)), grads = jax.value_and_grad(model_loss, has_aux=True)(model_params)
+        grads = layers.device_mean(grads, self.axis_name)
         step, model_opt = self.model_optim.update(grads, agent.model_opt, model_params)
         params = {**params, **optax.apply_updates(model_params, step)}
         metrics["grad_norm"] = optax.tree.norm(grads)
-        metrics[replay.PRIORITY_KEY] = jax.lax.stop_gradient(metrics[replay.PRIORITY_KEY])
+        priority = jax.lax.stop_gradient(priority)
 
         # policy: maximise min(Q1, Q2) of the updated Qs along the detached rollout, weighted by rho^t
         zs = jax.lax.stop_gradient(zs)
@@ -364,7 +391,7 @@ class TDMPC:
             return jnp.sum(rho * -q.mean(axis=-1, keepdims=True))
 
         pi_value, pi_grads = jax.value_and_grad(pi_loss)(params["pi"])
-        pi_grads = nets.device_mean(pi_grads, self.axis_name)
+        pi_grads = layers.device_mean(pi_grads, self.axis_name)
         pi_step, pi_opt = self.pi_optim.update(pi_grads, agent.pi_opt, params["pi"])
         params = {**params, "pi": optax.apply_updates(params["pi"], pi_step)}
 
@@ -373,4 +400,4 @@ class TDMPC:
         target = jax.tree.map(lambda t, p: jnp.where(do_ema, t + cfg.tau * (p - t), t), target, params)
 
         metrics.update(pi_loss=pi_value, pi_grad_norm=optax.tree.norm(pi_grads))
-        return AgentState(params, target, model_opt, pi_opt, agent.updates + 1), metrics
+        return AgentState(params, target, model_opt, pi_opt, agent.updates + 1), metrics, priority

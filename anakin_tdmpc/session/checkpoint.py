@@ -4,7 +4,7 @@ A checkpoint is `<run_dir>/checkpoints/<env_steps>/`, written by orbax's `Checkp
 into a temporary folder and renames it when complete, so a save killed half-way never looks like a
 checkpoint; the last `--keep_checkpoints` are kept). It holds two items:
 
-  arrays   every leaf of the `anakin.Carry` (agent parameters, target Qs, optimiser states, running scale,
+  arrays   every leaf of the `loop.fused.Carry` (agent parameters, target Qs, optimiser states, running scale,
            replay buffer, env states, planner warm starts, rng, counters) in `jax.tree` order, as numpy
            arrays. Typed PRNG keys are stored as their raw `key_data` and re-wrapped on restore;
            zero-size leaves (MJX keeps many, e.g. an empty contact list) are not stored (orbax refuses
@@ -33,21 +33,18 @@ from typing import NamedTuple, Optional
 import jax
 import numpy as np
 
-FORMAT = 2  # 2: leaves carry leading [devices, seeds] axes (parallel.Parallel.saved_view)
+from anakin_tdmpc.config import RUN_MANAGEMENT_FLAGS
+
+FORMAT = 2  # 2: leaves carry leading [devices, seeds] axes (loop.parallel.Parallel.saved_view)
 DIRNAME = "checkpoints"
 
-# flags that only say where / how a run is recorded; they may differ between a run and its resumption
-RUN_MANAGEMENT_FLAGS = frozenset(
-    {"run_dir", "resume", "track", "wandb_project", "wandb_entity", "wandb_group", "capture_video",
-     "checkpoint_every", "keep_checkpoints", "coordinator_address", "process_id"}
-)
 
 
 class CheckpointError(Exception):
     """A checkpoint that cannot be used; the message is one line, for the CLI's `error: ...`."""
 
 
-def _one_line(e: BaseException, limit: int = 200) -> str:
+def one_line(e: BaseException, limit: int = 200) -> str:
     text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -70,7 +67,7 @@ def _quietly(call):
     try:
         return call(), None
     except Exception as e:  # noqa: BLE001 - any failure means an unusable checkpoint
-        reason = _one_line(e)
+        reason = one_line(e)
     finally:
         absl_logger.setLevel(level)
     real, sys.stderr = sys.stderr, io.StringIO()
@@ -296,7 +293,7 @@ def find_resume_point(run_dir: str, args: dict, keep: int, defaults: Optional[di
         with open(config_path) as f:
             saved_args = json.load(f)["args"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"--resume: cannot read {config_path} ({_one_line(e)})") from None
+        raise CheckpointError(f"--resume: cannot read {config_path} ({one_line(e)})") from None
     _check_same(saved_args, args, run_dir, defaults)
     if not has_checkpoints(run_dir):
         return ResumePoint(None, None)

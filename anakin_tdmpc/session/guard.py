@@ -1,7 +1,7 @@
 """Divergence guard: after every chunk, the chunk's update metrics (sums over all its updates, so one
 NaN anywhere shows) and every floating-point leaf of the agent state (parameters, target Qs, optimiser
-moments, running scale; checked on device, `parallel.Report.finite`) must be finite. The first offender
-is named; the run then stops with exit code 3 *without* saving the bad state, so the last checkpoint on
+moments, running scale; checked on device, `loop.parallel.Report.finite`) must be finite. The first offender
+is named; the trainer then stops the run with exit code 3 *without* saving the bad state, so the last checkpoint on
 disk is the last good one."""
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import math
 from typing import Optional, Sequence
 
 import numpy as np
-
-DIVERGED_EXIT_CODE = 3
 
 
 class DivergenceGuard:
