@@ -101,11 +101,28 @@ def test_refuses_a_run_dir_holding_another_run(capsys, tmp_path):
     assert (run_dir / "metrics.jsonl").read_text() == '{"env_steps": 1}\n'
 
 
+def _python_train(argv, run_dir):
+    """The Python entry with the flags of `argv`: anakin_tdmpc.train(Args(...)) -> TrainResult."""
+    from anakin_tdmpc import Args, train
+    from anakin_tdmpc.run import parse_args
+
+    args = parse_args(argv)  # the same values, then built as a user would build them in Python
+    fields = {k: v for k, v in vars(args).items() if v != getattr(Args(), k)}
+    return train(Args(**fields, run_dir=str(run_dir)))
+
+
 @pytest.mark.parametrize("algo", ["tdmpc2", "tdmpc"])
 def test_tiny_run_writes_config_and_metrics(algo, tmp_path, capsys):
+    """TD-MPC2 through the CLI, TD-MPC through the Python entry (the same run either way)."""
     argv = TINY if algo == "tdmpc2" else TINY_TDMPC
     run_dir = tmp_path / "run"
-    assert run_main(argv + ["--run_dir", str(run_dir), "--task", "dm_control/cartpole-balance-v0"]) == 0
+    if algo == "tdmpc2":
+        assert run_main(argv + ["--run_dir", str(run_dir), "--task", "dm_control/cartpole-balance-v0"]) == 0
+    else:
+        result = _python_train(argv + ["--task", "dm_control/cartpole-balance-v0"], run_dir)
+        assert result.run_dir == str(run_dir)
+        logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        assert result.rows == logged and result.final_eval == logged[-1]["eval/episode_return"]
     config = json.loads((run_dir / "config.json").read_text())
     from anakin_tdmpc import __version__
 

@@ -374,3 +374,41 @@ def test_evaluate_refuses_a_damaged_checkpoint_and_a_missing_run(runs, capsys, t
             evaluate.main(argv)
         err = capsys.readouterr().err.strip().splitlines()
         assert e.value.code == 2 and len(err) == 1 and message in err[0], err
+
+
+def read_tensorboard(folder) -> dict:
+    """tag -> [(step, value)] of every scalar in the event files of `folder` (TFRecord framing: length,
+    its CRC, the Event proto, its CRC), decoded with tensorboardX's own protobuf classes; a session start
+    at step p (a resumed run's purge_step) drops what earlier files logged at steps >= p, as TensorBoard
+    does."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    scalars = {}
+    for name in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, name), "rb") as f:
+            data = f.read()
+        i = 0
+        while i < len(data):
+            (length,) = struct.unpack("<Q", data[i:i + 8])
+            event = event_pb2.Event.FromString(data[i + 12:i + 12 + length])
+            i += 12 + length + 4
+            if event.HasField("session_log") and event.session_log.status == event.session_log.START:
+                scalars = {tag: [(s, v) for s, v in points if s < event.step] for tag, points in scalars.items()}
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
+@pytest.mark.parametrize("name", ["reference", "killed"])
+def test_tensorboard_holds_the_metrics_rows(runs, name):
+    """The reference run's event files hold its rows; so do those of the run killed at 400 and resumed from
+    its 320 checkpoint, each step once."""
+    rows = metrics(runs[name])
+    scalars = read_tensorboard(os.path.join(runs[name], "tensorboard"))
+    for key in ("train/total_loss", "eval/episode_return", "updates", "sps"):
+        expected = [(r["env_steps"], r[key]) for r in rows if key in r]
+        assert [s for s, _ in scalars[key]] == [s for s, _ in expected], key
+        np.testing.assert_allclose([v for _, v in scalars[key]], [v for _, v in expected], rtol=1e-6)
+    assert "env_steps" not in scalars

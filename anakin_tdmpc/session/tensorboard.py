@@ -27,6 +27,7 @@ class TensorBoardWriter:
         for key, value in row.items():
             if key not in SKIP and isinstance(value, (int, float)) and math.isfinite(value):
                 self.writer.add_scalar(key, float(value), step)
+        self.writer.flush()  # a row per chunk: on disk before a crash can lose it, as metrics.jsonl
 
     def close(self) -> None:
         self.writer.flush()
