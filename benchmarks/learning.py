@@ -183,7 +183,11 @@ def state(run: Run, total: int) -> str:
             saved = json.load(f)["args"]
     except (OSError, ValueError, KeyError):
         return "other"
-    if saved != dataclasses.asdict(parse_args(list(run.argv))):
+    from anakin_tdmpc.config import Args
+    from anakin_tdmpc.session.checkpoint import config_differences
+
+    # the resume rule: a flag added to the code since the run was written counts as the same at its default
+    if config_differences(saved, dataclasses.asdict(parse_args(list(run.argv))), dataclasses.asdict(Args())):
         return "other"
     rows = read_rows(run.path)
     return "done" if rows and rows[-1].get("env_steps", 0) >= total else "resume"

@@ -48,7 +48,7 @@ def _reference(task, ours=None):
     domain, base = {
         "walker": ("walker", "walk"), "cheetah": ("cheetah", "run"), "hopper": ("hopper", "hop"),
         "pendulum": ("pendulum", "swingup"), "cup": ("ball_in_cup", "catch"), "quadruped": ("quadruped", None),
-        "dog": ("dog", None),
+        "dog": ("dog", None), "cartpole": ("cartpole", None),
     }.get(task.split("-")[0], (None, None))
 
     if task.startswith("reacher-three"):
@@ -79,7 +79,7 @@ def _reference(task, ours=None):
         return physics, step
 
     if task in SUITE_TASKS:  # dm_control's own task: its own reward
-        base = task.split("-", 1)[1]
+        base = task.split("-", 1)[1].replace("-", "_")
     env = suite.load(domain, base or task.split("-")[1], task_kwargs={"random": 0})
     env.reset()
     p = env.physics

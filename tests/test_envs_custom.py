@@ -28,7 +28,7 @@ from envcheck import check_parity, run_one_chunk
 from anakin_tdmpc.envs import OUR_TASKS, TASK_SOURCES, TASKS, canonical_task_name, make_env
 
 """dm_control's own tasks corrected on playground's models (envs/suite.py): compared with dm_control's task itself."""
-FAST = {"pendulum-spin", "pendulum-swingup", "reacher-three-easy", "cup-spin"}
+FAST = {"pendulum-spin", "pendulum-swingup", "reacher-three-easy", "cup-spin", "cartpole-balance"}
 HERE = sorted(t for t in OUR_TASKS if OUR_TASKS[t] != "dog")
 """Tasks tested here; the dog (minutes of compile per task) has tests/test_envs_dog.py."""
 
@@ -57,6 +57,8 @@ EXPECTED_SPECS = {
     "cheetah-run-front": (17, 6), "cheetah-run-back": (17, 6), "cheetah-jump": (17, 6),
     "hopper-hop-backwards": (15, 4), "reacher-three-easy": (8, 3), "reacher-three-hard": (8, 3),
     "cup-spin": (8, 2), "pendulum-spin": (3, 1), "quadruped-walk": (78, 12), "quadruped-run": (78, 12),
+    "cheetah-run": (17, 6), "cartpole-balance": (5, 1), "cartpole-balance-sparse": (5, 1),
+    "cartpole-swingup": (5, 1), "cartpole-swingup-sparse": (5, 1), "cup-catch": (8, 2),
 }
 
 
@@ -98,6 +100,11 @@ _WALKER = (None, None, 0.25, F32, 6.0, 0.02)
 _QUADRUPED = (0.02, F32, 5 * F32, F32, 8.0, 0.005)  # stock: 4 solver iterations vs 100 and contacts of the toes,
 # shins, thighs and torso only: one-step velocities differ by up to 5.7 (measured 5.71, reward 3e-4)
 
+_CARTPOLE = (F32, F32, F32, F32, F32, F32)  # RK4 and dm_control's timestep; no contacts, so the solver's
+# iterations do not matter
+_CUP = (F32, F32, F32, F32, 0.35, 0.015)  # as cup-spin: stock, 1 solver iteration vs 100 on the string and cup
+# contacts, eulerdamp off (measured 0.268, reward 0)
+
 PARITY: dict[str, tuple] = {
     # task: (matched free obs, matched free reward, matched resync obs, matched resync reward,
     #        stock resync obs, stock resync reward); None: not compared
@@ -120,6 +127,12 @@ PARITY: dict[str, tuple] = {
     "hopper-hop-backwards": _HOPPER,
     "quadruped-walk": _QUADRUPED,
     "quadruped-run": _QUADRUPED,
+    "cheetah-run": _CHEETAH,
+    "cartpole-balance": _CARTPOLE,
+    "cartpole-balance-sparse": _CARTPOLE,
+    "cartpole-swingup": _CARTPOLE,
+    "cartpole-swingup-sparse": _CARTPOLE,
+    "cup-catch": _CUP,
 }
 """task -> max abs error bounds, in :func:`parity_errors`' order, each with the reason for its size."""
 
@@ -149,3 +162,26 @@ def test_pendulum_starts_anywhere_on_the_circle():
         assert angle.min() < -3.0 and angle.max() > 3.0 and 0.4 < np.mean(angle < 0) < 0.6, task
         zz = np.asarray(state.obs[:, 0])  # dm_control's order: zz first
         np.testing.assert_allclose(zz, np.cos(angle), atol=1e-5)
+
+
+def test_cartpole_draws_positions_and_velocities_independently():
+    """dm_control draws the initial velocities with their own draws; playground's key reuse made the cart's
+    velocity a function of a position (balance: of the pole angle)."""
+    for task in ("cartpole-balance", "cartpole-swingup"):
+        env = make_env(task)
+        data = jax.jit(env.reset, static_argnums=1)(jax.random.key(0), 2048).physics.data
+        qpos, qvel = np.asarray(data.qpos), np.asarray(data.qvel)
+        assert 0.008 < qvel.std(0).min() < 0.012, task  # 0.01 x N(0, 1)
+        for i in range(2):
+            for j in range(2):
+                assert abs(np.corrcoef(qpos[:, i], qvel[:, j])[0, 1]) < 0.1, (task, i, j)
+
+
+def test_cup_catch_ball_starts_anywhere_free():
+    """dm_control: ball x ~ U(-0.2, 0.2), z ~ U(0.2, 0.5), drawn again while it touches anything."""
+    env = make_env("cup-catch")
+    data = jax.jit(env.reset, static_argnums=1)(jax.random.key(0), 512).physics.data
+    ball = np.asarray(data.qpos[:, -2:])  # ball_x, ball_z (after the cup's x, z)
+    assert -0.2 <= ball[:, 0].min() < -0.15 and 0.15 < ball[:, 0].max() <= 0.2
+    assert 0.2 <= ball[:, 1].min() < 0.25 and 0.45 < ball[:, 1].max() <= 0.5
+    assert (np.asarray(data._impl.contact.dist) >= 0).all()  # noqa: SLF001 - no draw left touching

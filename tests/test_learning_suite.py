@@ -95,3 +95,15 @@ def test_table_against_the_official_curve(tmp_path):
     assert row["seconds_per_100k"] == 250.0
     text = learning.markdown(suite, [row], "cmd")
     assert "| tdmpc2 | walker-walk | - | 300 (200–400) | 850 (800–900) | 962 (948–971) | 4.2 |" in text
+
+
+def test_a_run_written_before_a_new_flag_still_counts_as_the_same(tmp_path):
+    _, runs = learning.resolve(_learn(tmp_path, tasks=("walker-walk",), algos=("tdmpc2",), seeds=(1,)))
+    run = runs[0]
+    _fake_run(run, [{"env_steps": 100_000, "time": 1.0}])
+    with open(os.path.join(run.path, "config.json")) as f:
+        config = json.load(f)
+    del config["args"]["tensorboard"]  # as written by a version without --tensorboard
+    with open(os.path.join(run.path, "config.json"), "w") as f:
+        json.dump(config, f)
+    assert learning.state(run, 100_000) == "done"

@@ -46,7 +46,7 @@ from mujoco_playground._src import reward as rewards
 from mujoco_playground._src.dm_control_suite import ball_in_cup, cheetah, common, hopper, reacher, walker
 
 from anakin_tdmpc.envs.base import refresh_position_velocity
-from anakin_tdmpc.envs.suite import Pendulum, Walker
+from anakin_tdmpc.envs.suite import CupCatch, Pendulum, Walker
 
 _INF = float("inf")
 
@@ -220,23 +220,14 @@ class PendulumSpin(Pendulum):
 CUP_DIST_TARGET = 0.5
 CUP_TARGET_SPEED = 6.0
 CUP_OUT_OF_TARGET_PROB = 0.1
-CUP_MAX_INIT_TRIES = 64
 
 
-def _contact_dist(data: mjx.Data) -> jax.Array:
-    """Signed distances of all candidate contacts of an MJX (jax impl) data."""
-    contact = data._impl.contact  # noqa: SLF001 - mjx keeps contacts on the impl
-    return contact.dist
-
-
-@observe_after_step
-class CupSpin(ball_in_cup.BallInCup):
-    """Ball-in-cup spin: ball far from the target and fast, never inside the cup."""
+class CupSpin(CupCatch):
+    """Ball-in-cup spin: ball far from the target and fast, never inside the cup. Its initial ball position is
+    dm_control catch's, also required inside the cup unless the episode starts outside (probability 0.1)."""
 
     def _post_init(self) -> None:
         super()._post_init()
-        self._ball_x = self.mj_model.jnt_qposadr[self.mj_model.joint("ball_x").id]
-        self._ball_z = self.mj_model.jnt_qposadr[self.mj_model.joint("ball_z").id]
         self._ball_vx = self.mj_model.jnt_dofadr[self.mj_model.joint("ball_x").id]
         self._ball_vz = self.mj_model.jnt_dofadr[self.mj_model.joint("ball_z").id]
 
@@ -247,48 +238,9 @@ class CupSpin(ball_in_cup.BallInCup):
         inside = jp.abs(self._ball_to_target(data)) < self._target_size - self._ball_size
         return jp.all(inside).astype(jp.float32)
 
-    def reset(self, rng: jax.Array) -> mjx_env.State:
-        """Rejection-samples the ball position as dm_control / TD-MPC2 do.
-
-        Tries are drawn until one is collision free (no contact with negative
-        distance) and inside the cup (unless this episode starts outside, with
-        probability 0.1). A ``lax.while_loop`` bounded at
-        :data:`CUP_MAX_INIT_TRIES` tries keeps it jit-friendly; the last try is
-        kept if none succeeds (never observed).
-        """
-        rng, out_key, loop_key = jax.random.split(rng, 3)
-        out_of_target = jax.random.uniform(out_key) < CUP_OUT_OF_TARGET_PROB
-        base = mjx_env.make_data(
-            self.mj_model,
-            impl=self.mjx_model.impl.value,
-            naconmax=self._config.naconmax,
-            njmax=self._config.njmax,
-        )
-
-        def attempt(key):
-            kx, kz = jax.random.split(key)
-            qpos = base.qpos.at[self._ball_x].set(jax.random.uniform(kx, (), minval=-0.2, maxval=0.2))
-            qpos = qpos.at[self._ball_z].set(jax.random.uniform(kz, (), minval=0.2, maxval=0.5))
-            data = mjx.forward(self.mjx_model, base.replace(qpos=qpos))
-            penetrating = jp.any(_contact_dist(data) < 0)
-            valid = (self._in_target(data) > 0) | out_of_target
-            return data, ~penetrating & valid
-
-        def cond(carry):
-            _, ok, tries, _ = carry
-            return ~ok & (tries < CUP_MAX_INIT_TRIES)
-
-        def body(carry):
-            key, _, tries, _ = carry
-            key, sub = jax.random.split(key)
-            data, ok = attempt(sub)
-            return key, ok, tries + 1, data
-
-        first, ok = attempt(loop_key)
-        _, _, _, data = jax.lax.while_loop(cond, body, (jax.random.fold_in(loop_key, 1), ok, 1, first))
-        info = {"rng": rng}
-        zero = jp.zeros(())
-        return mjx_env.State(data, self._get_obs(data, info), zero, zero, {}, info)
+    def _accept(self, data, key):
+        out_of_target = jax.random.uniform(key) < CUP_OUT_OF_TARGET_PROB  # the same draw for every try
+        return (self._in_target(data) > 0) | out_of_target
 
     def _get_reward(self, data, action, info, metrics):
         del action, info, metrics

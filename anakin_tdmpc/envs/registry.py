@@ -22,12 +22,6 @@ from anakin_tdmpc.envs.wrapper import Env
 TASKS: dict[str, str] = {
     "acrobot-swingup": "AcrobotSwingup",
     "acrobot-swingup-sparse": "AcrobotSwingupSparse",
-    "cartpole-balance": "CartpoleBalance",
-    "cartpole-balance-sparse": "CartpoleBalanceSparse",
-    "cartpole-swingup": "CartpoleSwingup",
-    "cartpole-swingup-sparse": "CartpoleSwingupSparse",
-    "cheetah-run": "CheetahRun",
-    "cup-catch": "BallInCup",
     "finger-spin": "FingerSpin",
     "finger-turn-easy": "FingerTurnEasy",
     "finger-turn-hard": "FingerTurnHard",
@@ -49,6 +43,12 @@ OUR_TASKS: dict[str, str] = {
     "walker-walk": "suite",
     "walker-run": "suite",
     "pendulum-swingup": "suite",
+    "cheetah-run": "suite",
+    "cartpole-balance": "suite",
+    "cartpole-balance-sparse": "suite",
+    "cartpole-swingup": "suite",
+    "cartpole-swingup-sparse": "suite",
+    "cup-catch": "suite",
     "walker-walk-backwards": "custom",
     "walker-run-backwards": "custom",
     "cheetah-run-backwards": "custom",
@@ -72,7 +72,10 @@ on playground's models corrected to dm_control's MDP; ``custom``: TD-MPC2's cust
 ``dog``: dm_control's quadruped and dog)."""
 
 REPLACED: dict[str, str] = {"walker-stand": "WalkerStand", "walker-walk": "WalkerWalk", "walker-run": "WalkerRun",
-                             "pendulum-swingup": "PendulumSwingup"}
+                             "pendulum-swingup": "PendulumSwingup", "cheetah-run": "CheetahRun",
+                             "cartpole-balance": "CartpoleBalance", "cartpole-balance-sparse": "CartpoleBalanceSparse",
+                             "cartpole-swingup": "CartpoleSwingup", "cartpole-swingup-sparse": "CartpoleSwingupSparse",
+                             "cup-catch": "BallInCup"}
 """Our corrected task -> the mujoco_playground env it replaces (whose name is still accepted as an alias)."""
 
 TASK_SOURCES: dict[str, str] = {

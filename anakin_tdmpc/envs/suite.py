@@ -24,6 +24,32 @@ Pendulum (pendulum-swingup), on playground's ``SwingUp``:
 * physics as dm_control's: one 0.02 s step per control step with implicit joint damping (``eulerdamp`` on;
   playground: two 0.01 s steps, ``eulerdamp`` off). Contacts are off in both, so the solver does not matter.
 * unchanged: the reward, ``tolerance(zz, (cos(8 deg), 1))`` (sparse: 1 within 8 degrees of upright), 1000 steps.
+
+Cheetah (cheetah-run), on playground's ``Run``:
+
+* the reward reads the torso's speed after the step (playground: one 10 ms step stale, a whole control step,
+  since there is one physics step per control step); the observation (joint positions and velocities) was
+  already current;
+* unchanged: the initial state (random joint angles, then 200 zero-action steps to settle), the reward.
+  Numerical settings stay playground's: 4 solver iterations (dm_control: 100) and ``eulerdamp`` off;
+  ``tests/test_envs_custom.py`` bounds what they change per step.
+
+Cartpole (balance, balance-sparse, swingup, swingup-sparse), on playground's ``Balance``:
+
+* RK4 integration, as dm_control's model (playground: Euler);
+* the initial positions and velocities are drawn from independent keys, as dm_control's (playground reuses
+  a key, which ties the initial cart velocity to a position);
+* observation and reward read the state after the step (playground: the pole's orientation one whole 10 ms
+  control step stale);
+* unchanged: observation order, rewards, the initial-state distributions, the control step, 1000 steps.
+
+Cup (cup-catch), on playground's ``BallInCup``:
+
+* the ball starts at x ~ U(-0.2, 0.2), z ~ U(0.2, 0.5), drawn again until it touches nothing, as dm_control's
+  (playground: always the model's initial position);
+* observation and reward read the state after the step;
+* unchanged: the reward (1 while the ball is in the cup), the control step, 1000 steps. Numerical settings stay
+  playground's (solver iterations, ``eulerdamp`` off).
 """
 
 from __future__ import annotations
@@ -35,7 +61,7 @@ import jax.numpy as jp
 import mujoco
 from mujoco import mjx
 from mujoco_playground._src import mjx_env
-from mujoco_playground._src.dm_control_suite import pendulum, walker
+from mujoco_playground._src.dm_control_suite import ball_in_cup, cartpole, cheetah, pendulum, walker
 
 from anakin_tdmpc.envs.base import initial_state, step_then_observe
 
@@ -44,8 +70,10 @@ class _ObserveAfterStep:
     """Steps a playground env as dm_control does: observation and reward of the state after the step."""
 
     def step(self, state: mjx_env.State, action: jax.Array) -> mjx_env.State:
+        # playground's rewards may write their terms into the metrics dict: a copy keeps the state's own as
+        # reset made it (the wrapper carries the state through lax.scan, whose structure must not change)
         return step_then_observe(self, state, action,
-                                 lambda data: self._get_reward(data, action, state.info, state.metrics))
+                                 lambda data: self._get_reward(data, action, state.info, dict(state.metrics)))
 
 
 class Walker(_ObserveAfterStep, walker.PlanarWalker):
@@ -81,6 +109,76 @@ class Pendulum(_ObserveAfterStep, pendulum.SwingUp):
         return jp.stack([zz, xz, self._angular_velocity(data)])
 
 
+class CheetahRun(_ObserveAfterStep, cheetah.Run):
+    """dm_control's cheetah run: see the module docstring."""
+
+
+class Cartpole(_ObserveAfterStep, cartpole.Balance):
+    """dm_control's cartpole balance / swingup (sparse or not): see the module docstring."""
+
+    def __init__(self, swing_up: bool, sparse: bool, config_overrides: dict[str, Any] | None = None):
+        super().__init__(swing_up=swing_up, sparse=sparse, config=cartpole.default_config(),
+                         config_overrides=config_overrides)
+        self._mj_model.opt.integrator = mujoco.mjtIntegrator.mjINT_RK4
+        self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
+
+    def reset(self, rng: jax.Array) -> mjx_env.State:
+        rng, k_pos, k_vel = jax.random.split(rng, 3)
+        data = mjx_env.make_data(self.mj_model, qpos=self._reset_randomize(k_pos),
+                                 qvel=0.01 * jax.random.normal(k_vel, (self.mjx_model.nv,)),
+                                 impl=self.mjx_model.impl.value, naconmax=self._config.naconmax,
+                                 njmax=self._config.njmax)
+        return initial_state(self, mjx.forward(self.mjx_model, data), rng)
+
+
+CUP_MAX_INIT_TRIES = 64
+"""Bound of the ball's rejection sampling (a ``lax.while_loop``, jit-friendly); the last draw is kept if
+none is accepted (never seen)."""
+
+
+def _penetrating(data: mjx.Data) -> jax.Array:
+    """Whether any contact of an MJX (jax impl) data has a negative distance (dm_control: ncon > 0)."""
+    return jp.any(data._impl.contact.dist < 0)  # noqa: SLF001 - mjx keeps contacts on the impl
+
+
+class CupCatch(_ObserveAfterStep, ball_in_cup.BallInCup):
+    """dm_control's ball-in-cup catch: see the module docstring. Subclasses may accept fewer initial
+    positions (`_accept`)."""
+
+    def _post_init(self) -> None:
+        super()._post_init()
+        self._ball_x = self.mj_model.jnt_qposadr[self.mj_model.joint("ball_x").id]
+        self._ball_z = self.mj_model.jnt_qposadr[self.mj_model.joint("ball_z").id]
+
+    def _accept(self, data: mjx.Data, key: jax.Array) -> jax.Array:
+        """Whether a collision-free initial ball position may start the episode (`key`: one per reset)."""
+        del data, key
+        return jp.bool_(True)
+
+    def reset(self, rng: jax.Array) -> mjx_env.State:
+        rng, accept_key, loop_key = jax.random.split(rng, 3)
+        base = mjx_env.make_data(self.mj_model, impl=self.mjx_model.impl.value, naconmax=self._config.naconmax,
+                                 njmax=self._config.njmax)
+
+        def attempt(key):
+            kx, kz = jax.random.split(key)
+            qpos = base.qpos.at[self._ball_x].set(jax.random.uniform(kx, (), minval=-0.2, maxval=0.2))
+            qpos = qpos.at[self._ball_z].set(jax.random.uniform(kz, (), minval=0.2, maxval=0.5))
+            data = mjx.forward(self.mjx_model, base.replace(qpos=qpos))
+            return data, ~_penetrating(data) & self._accept(data, accept_key)
+
+        def draw_again(carry):
+            key, _, tries, _ = carry
+            key, sub = jax.random.split(key)
+            data, ok = attempt(sub)
+            return key, ok, tries + 1, data
+
+        first, ok = attempt(loop_key)
+        _, _, _, data = jax.lax.while_loop(lambda c: ~c[1] & (c[2] < CUP_MAX_INIT_TRIES), draw_again,
+                                           (jax.random.fold_in(loop_key, 1), ok, 1, first))
+        return initial_state(self, data, rng)
+
+
 def _walker(move_speed: float, overrides: dict[str, Any] | None) -> Walker:
     return Walker(move_speed=move_speed, config=walker.default_config(), config_overrides=overrides)
 
@@ -90,5 +188,11 @@ CUSTOM_TASKS: dict[str, Any] = {
     "walker-walk": lambda o: _walker(walker.WALK_SPEED, o),
     "walker-run": lambda o: _walker(walker.RUN_SPEED, o),
     "pendulum-swingup": lambda o: Pendulum(o),
+    "cheetah-run": lambda o: CheetahRun(config=cheetah.default_config(), config_overrides=o),
+    "cartpole-balance": lambda o: Cartpole(False, False, o),
+    "cartpole-balance-sparse": lambda o: Cartpole(False, True, o),
+    "cartpole-swingup": lambda o: Cartpole(True, False, o),
+    "cartpole-swingup-sparse": lambda o: Cartpole(True, True, o),
+    "cup-catch": lambda o: CupCatch(config=ball_in_cup.default_config(), config_overrides=o),
 }
 """Canonical task name -> ``constructor(config_overrides) -> MjxEnv`` of the corrected dm_control tasks."""
