@@ -3,12 +3,12 @@
 Loads the run's config.json and one of its checkpoints (the latest by default), runs `--episodes` full
 episodes per seed as jitted, vmapped, deterministic episodes (planning in eval mode, with the step
 schedules of the checkpoint's agent step), prints mean / std / min / max, and writes
-`<run_dir>/eval_<env_steps>.json` (and `<run_dir>/videos/eval_<env_steps>[_seed<S>].mp4` with
-`--capture_video`). Metrics and checkpoints are never touched. Works on runs of either algorithm, with any
+`<run_dir>/eval_<env_steps>.json` (and `<run_dir>/videos/eval_<env_steps>.mp4` with `--capture_video`). Metrics and checkpoints are never touched. Works on runs of either algorithm, with any
 number of seeds and devices: only the agent's parameters are read from the checkpoint (it holds one copy
-of them), and the episodes run on one device. Episode keys are those of the run's own evaluation at that
-checkpoint, from `--seed` (default: the run's seed): the same command gives the same returns, and on a
-single-device run with --episodes = its --eval_episodes they are the returns the run logged there.
+of them), and the episodes run on one device, with the training's own evaluation program and the keys of
+the run's evaluation at that checkpoint (from `--seed`, default the run's seed): the same command gives the
+same returns, and on a single-device run with --episodes = its --eval_episodes they are the returns the run
+logged there.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class EvalArgs:
     episodes: int = 10
     """episodes per seed, run in parallel"""
     capture_video: bool = False
-    """render each seed's first episode to <run_dir>/videos/eval_<env_steps>[_seed<S>].mp4"""
+    """render the first episode (of the first seed) to <run_dir>/videos/eval_<env_steps>.mp4"""
     seed: Optional[int] = None
     """random seed of the episodes (default: the run's --seed)"""
 
@@ -63,8 +63,8 @@ def _saved_args(run_dir: str):
 
 
 def load_agent(run_dir: str, step: Optional[int] = None):
-    """(args, env, agent, agent state [S, ...] on the default device, the checkpoint's agent steps, its env
-    steps, its loop iterations) of checkpoint `step` (default: the latest) of the run in `run_dir`;
+    """(args, env, agent, fused loop, agent state [S, ...], the checkpoint's agent steps, its env steps, its
+    loop iterations) of checkpoint `step` (default: the latest) of the run in `run_dir`;
     EvalError if it cannot."""
     import jax
 
@@ -88,7 +88,7 @@ def load_agent(run_dir: str, step: Optional[int] = None):
         reader.close()
     seed_steps = meta.get("config", {}).get("schedule", {}).get("seed_steps")
     try:
-        env, agent, _, _ = build(args, 1, run_seed_steps=seed_steps)
+        env, agent, loop, _ = build(args, 1, run_seed_steps=seed_steps)
     except ValueError as e:
         raise EvalError(str(e)) from None
     # the checkpoint's agent leaves are the first ones of the carry, each [S, ...] (one copy for all devices)
@@ -101,7 +101,7 @@ def load_agent(run_dir: str, step: Optional[int] = None):
         raise EvalError(f"checkpoint {step} of {run_dir} does not fit this code's agent (written by another version)")
     state = jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(a) for _, a in stored])
     agent_steps = next(int(np.asarray(a).reshape(-1)[0]) for e, a in zip(manifest, arrays) if e["path"] == ".agent_steps")
-    return args, env, agent, state, agent_steps, step, int(meta["host"]["iters_done"])
+    return args, env, agent, loop, state, agent_steps, step, int(meta["host"]["iters_done"])
 
 
 def evaluate(eval_args: EvalArgs) -> dict:
@@ -109,24 +109,21 @@ def evaluate(eval_args: EvalArgs) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from anakin_tdmpc.loop.episodes import episodes
+    from anakin_tdmpc.loop.parallel import Parallel
 
     if eval_args.episodes < 1:
         raise EvalError(f"--episodes must be positive, got {eval_args.episodes}")
-    args, env, agent, state, agent_steps, step, iters = load_agent(eval_args.run_dir, eval_args.checkpoint)
+    args, env, agent, loop, state, agent_steps, step, iters = load_agent(eval_args.run_dir, eval_args.checkpoint)
     seed = args.seed if eval_args.seed is None else eval_args.seed
     seeds = list(range(args.seed, args.seed + args.num_seeds))
-    # the keys the run's own evaluation at this checkpoint used (seed s: the eval half of key(seed + s),
-    # folded with the iterations done, then with device 0), so a single-device run's logged eval is reproduced
-    keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(jax.random.split(jax.random.key(seed + i))[1], iters),
-                                         0) for i in range(len(seeds))])
-
-    def one(st, k):
-        return episodes(agent, env, st, k, eval_args.episodes, agent_steps)
-
-    run = env.jit(jax.vmap(one) if len(seeds) > 1 else lambda st, k: jax.tree.map(
-        lambda x: None if x is None else x[None], one(jax.tree.map(lambda x: x[0], st), k[0])))
-    result = jax.device_get(run(state, keys))
+    # the training's own evaluation program on one device, with the keys the run's evaluation at this
+    # checkpoint used (seed s: the eval half of key(seed + s) folded with the iterations done)
+    par = Parallel(loop, args.num_seeds, jax.devices()[:1])
+    keys = jnp.stack([jax.random.fold_in(jax.random.split(jax.random.key(seed + i))[1], iters)
+                      for i in range(len(seeds))])
+    on_device = jax.device_put(jax.tree.map(lambda x: x[None], state), par.sharded)
+    steps = jax.device_put(jnp.full((1,), agent_steps, jnp.int32), par.sharded)
+    result = jax.device_get(par.evaluate(on_device, keys, eval_args.episodes, steps))
     returns = np.asarray(result.returns, np.float64)  # [S, episodes]
     out = {"run_dir": eval_args.run_dir, "env_steps": step, "agent_steps": agent_steps, "task": env.name,
            "algo": args.algo, "episodes": eval_args.episodes, "seed": seed,
@@ -135,7 +132,7 @@ def evaluate(eval_args: EvalArgs) -> dict:
            "per_seed": {str(s): {"mean": float(r.mean()), "std": float(r.std()), "returns": r.tolist()}
                         for s, r in zip(seeds, returns)}}
     if eval_args.capture_video:
-        out["videos"] = _videos(eval_args.run_dir, env, step, seeds, result)
+        out["videos"] = _videos(eval_args.run_dir, env, step, result)
     path = os.path.join(eval_args.run_dir, f"eval_{step}.json")
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -145,7 +142,8 @@ def evaluate(eval_args: EvalArgs) -> dict:
     return out
 
 
-def _videos(run_dir: str, env, step: int, seeds: list[int], result) -> list[str]:
+def _videos(run_dir: str, env, step: int, result) -> list[str]:
+    """The first episode of the first seed, rendered to <run_dir>/videos/eval_<step>.mp4."""
     from anakin_tdmpc.session.trainer import _choose_render_backend
     from anakin_tdmpc.session.video import VideoRecorder
 
@@ -155,17 +153,12 @@ def _videos(run_dir: str, env, step: int, seeds: list[int], result) -> list[str]
               file=sys.stderr)
         return []
     recorder = VideoRecorder(env.render_model, 1.0 / env.control_dt, lambda m: print(m, file=sys.stderr))
-    written = []
     try:
-        for i, s in enumerate(seeds):
-            name = f"eval_{step}" + (f"_seed{s}" if len(seeds) > 1 else "") + ".mp4"
-            path = recorder.record(os.path.join(run_dir, "videos", name), result.qpos[i], result.mocap_pos[i],
-                                   result.mocap_quat[i])
-            if path:
-                written.append(path)
+        path = recorder.record(os.path.join(run_dir, "videos", f"eval_{step}.mp4"), result.qpos, result.mocap_pos,
+                               result.mocap_quat)
     finally:
         recorder.close()
-    return written
+    return [path] if path else []
 
 
 def main(argv=None) -> None:

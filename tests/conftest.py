@@ -8,9 +8,15 @@ import os
 import subprocess
 import sys
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# One persistent XLA compilation cache for the whole test run, its xdist workers and the interpreters the tests
+# start: the many tests that compile the same tiny programs compile them once (a cached executable is the one
+# XLA would build again; the key covers the program, the options and the JAX version).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(ROOT, ".pytest_cache", "xla"))
+
+import jax  # noqa: E402 - after the cache is set
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 # a tiny TD-MPC2 run of cartpole-balance through the CLI: 4 envs, 20-step episodes, 480 env steps
 TINY = ["--task", "cartpole-balance", "--num_envs", "4", "--model_size", "1", "--latent_dim", "16", "--mlp_dim", "32",
@@ -20,9 +26,6 @@ TINY = ["--task", "cartpole-balance", "--num_envs", "4", "--model_size", "1", "-
 # the same for TD-MPC: no TD-MPC2 size preset, the action repeat pinned to 2 (its cartpole default is 8)
 _SIZE = TINY.index("--model_size")
 TINY_TDMPC = TINY[:_SIZE] + TINY[_SIZE + 2:] + ["--algo", "tdmpc", "--action_repeat", "2"]
-
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_main(argv) -> int:

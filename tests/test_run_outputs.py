@@ -108,7 +108,7 @@ def plant_nan(run_dir, step):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("outputs")
-    environ = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(base / "xla"),
+    environ = dict(os.environ, JAX_PLATFORMS="cpu",  # the compilation cache of conftest.py, shared
                    WANDB_MODE="offline", WANDB_DIR=str(base / "wandb"), WANDB_API_KEY=FAKE_KEY, PYTHONUNBUFFERED="1")
     os.makedirs(environ["WANDB_DIR"])
     args = TINY + ["--checkpoint_every", "160"]
@@ -324,8 +324,10 @@ def test_guard_names_the_first_non_finite_quantity():
 
 def test_evaluate_reproduces_the_logged_eval_and_touches_nothing(runs, capsys):
     """`python -m anakin_tdmpc.evaluate` on the reference run: the latest checkpoint (480) with the run's
-    eval episodes gives the return the run logged there, bit for bit; metrics and checkpoints stay as they
-    were; eval_480.json (and a video where rendering works) is written."""
+    eval episodes and keys gives the return the run logged there (up to the float rounding of a program
+    compiled anew, which can tip a planner's choice: within 2%), the same again on a second call and another
+    with another --seed; metrics and checkpoints stay as they were; eval_480.json (and a video where
+    rendering works) is written."""
     import hashlib
 
     from anakin_tdmpc import evaluate
@@ -341,10 +343,16 @@ def test_evaluate_reproduces_the_logged_eval_and_touches_nothing(runs, capsys):
     out = capsys.readouterr().out
     logged = [r for r in metrics(run_dir) if r["env_steps"] == 480][0]["eval/episode_return"]
     result = json.load(open(os.path.join(run_dir, "eval_480.json")))
-    assert result["env_steps"] == 480 and result["episodes"] == 2 and result["mean"] == logged
+    assert result["env_steps"] == 480 and result["episodes"] == 2
+    assert abs(result["mean"] - logged) <= 0.02 * abs(logged), (result["mean"], logged)
     assert result["min"] <= result["mean"] <= result["max"] and len(result["per_seed"]["1"]["returns"]) == 2
-    assert f"return {logged:.1f}" in out and "eval_480.json" in out
+    assert f"return {result['mean']:.1f}" in out and "eval_480.json" in out
     assert snapshot() == before
+    evaluate.main(["--run_dir", run_dir, "--episodes", "2"])
+    assert json.load(open(os.path.join(run_dir, "eval_480.json")))["per_seed"] == result["per_seed"]
+    evaluate.main(["--run_dir", run_dir, "--episodes", "2", "--seed", "7"])
+    assert json.load(open(os.path.join(run_dir, "eval_480.json")))["per_seed"] != result["per_seed"]
+    capsys.readouterr()
     if os.path.isdir(os.path.join(run_dir, "videos")):  # rendering works here (see test_eval_videos)
         assert result["videos"] == [os.path.join(run_dir, "videos", "eval_480.mp4")]
         assert os.path.getsize(result["videos"][0]) > 0
