@@ -48,7 +48,8 @@ def _reference(task, ours=None):
     domain, base = {
         "walker": ("walker", "walk"), "cheetah": ("cheetah", "run"), "hopper": ("hopper", "hop"),
         "pendulum": ("pendulum", "swingup"), "cup": ("ball_in_cup", "catch"), "quadruped": ("quadruped", None),
-        "dog": ("dog", None), "cartpole": ("cartpole", None),
+        "dog": ("dog", None), "cartpole": ("cartpole", None), "acrobot": ("acrobot", None),
+        "point_mass": ("point_mass", None),
     }.get(task.split("-")[0], (None, None))
 
     if task.startswith("reacher-three"):

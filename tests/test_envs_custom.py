@@ -59,6 +59,7 @@ EXPECTED_SPECS = {
     "cup-spin": (8, 2), "pendulum-spin": (3, 1), "quadruped-walk": (78, 12), "quadruped-run": (78, 12),
     "cheetah-run": (17, 6), "cartpole-balance": (5, 1), "cartpole-balance-sparse": (5, 1),
     "cartpole-swingup": (5, 1), "cartpole-swingup-sparse": (5, 1), "cup-catch": (8, 2),
+    "acrobot-swingup": (6, 1), "acrobot-swingup-sparse": (6, 1), "point_mass-easy": (4, 2),
 }
 
 
@@ -105,6 +106,9 @@ _CARTPOLE = (F32, F32, F32, F32, F32, F32)  # RK4 and dm_control's timestep; no 
 _CUP = (F32, F32, F32, F32, 0.35, 0.015)  # as cup-spin: stock, 1 solver iteration vs 100 on the string and cup
 # contacts, eulerdamp off (measured 0.268, reward 0)
 
+_ACROBOT = (F32, F32, F32, F32, F32, F32)  # RK4 and dm_control's timestep; no contacts
+_POINT_MASS = (F32, F32, F32, F32, F32, F32)  # the same model and timestep
+
 PARITY: dict[str, tuple] = {
     # task: (matched free obs, matched free reward, matched resync obs, matched resync reward,
     #        stock resync obs, stock resync reward); None: not compared
@@ -133,6 +137,9 @@ PARITY: dict[str, tuple] = {
     "cartpole-swingup": _CARTPOLE,
     "cartpole-swingup-sparse": _CARTPOLE,
     "cup-catch": _CUP,
+    "acrobot-swingup": _ACROBOT,
+    "acrobot-swingup-sparse": _ACROBOT,
+    "point_mass-easy": _POINT_MASS,
 }
 """task -> max abs error bounds, in :func:`parity_errors`' order, each with the reason for its size."""
 

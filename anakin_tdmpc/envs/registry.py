@@ -20,8 +20,6 @@ import jax
 from anakin_tdmpc.envs.wrapper import Env
 
 TASKS: dict[str, str] = {
-    "acrobot-swingup": "AcrobotSwingup",
-    "acrobot-swingup-sparse": "AcrobotSwingupSparse",
     "finger-spin": "FingerSpin",
     "finger-turn-easy": "FingerTurnEasy",
     "finger-turn-hard": "FingerTurnHard",
@@ -31,7 +29,6 @@ TASKS: dict[str, str] = {
     "humanoid-run": "HumanoidRun",
     "humanoid-stand": "HumanoidStand",
     "humanoid-walk": "HumanoidWalk",
-    "point_mass-easy": "PointMass",
     "reacher-easy": "ReacherEasy",
     "reacher-hard": "ReacherHard",
     "swimmer-swimmer6": "SwimmerSwimmer6",
@@ -49,6 +46,9 @@ OUR_TASKS: dict[str, str] = {
     "cartpole-swingup": "suite",
     "cartpole-swingup-sparse": "suite",
     "cup-catch": "suite",
+    "acrobot-swingup": "suite",
+    "acrobot-swingup-sparse": "suite",
+    "point_mass-easy": "suite",
     "walker-walk-backwards": "custom",
     "walker-run-backwards": "custom",
     "cheetah-run-backwards": "custom",
@@ -75,7 +75,8 @@ REPLACED: dict[str, str] = {"walker-stand": "WalkerStand", "walker-walk": "Walke
                              "pendulum-swingup": "PendulumSwingup", "cheetah-run": "CheetahRun",
                              "cartpole-balance": "CartpoleBalance", "cartpole-balance-sparse": "CartpoleBalanceSparse",
                              "cartpole-swingup": "CartpoleSwingup", "cartpole-swingup-sparse": "CartpoleSwingupSparse",
-                             "cup-catch": "BallInCup"}
+                             "cup-catch": "BallInCup", "acrobot-swingup": "AcrobotSwingup",
+                             "acrobot-swingup-sparse": "AcrobotSwingupSparse", "point_mass-easy": "PointMass"}
 """Our corrected task -> the mujoco_playground env it replaces (whose name is still accepted as an alias)."""
 
 TASK_SOURCES: dict[str, str] = {

@@ -50,6 +50,18 @@ Cup (cup-catch), on playground's ``BallInCup``:
 * observation and reward read the state after the step;
 * unchanged: the reward (1 while the ball is in the cup), the control step, 1000 steps. Numerical settings stay
   playground's (solver iterations, ``eulerdamp`` off).
+
+Acrobot (acrobot-swingup, -swingup-sparse), on playground's ``Balance``:
+
+* RK4 integration, as dm_control's model (playground: Euler);
+* observation and reward read the state after the step (playground: one whole 10 ms control step stale);
+* unchanged: observation, reward, initial state (identical), 1000 steps. No contacts, so the solver's
+  iterations do not matter.
+
+Point mass (point_mass-easy), on playground's ``PointMass``:
+
+* the reward reads the state after the step (playground: one whole 20 ms control step stale);
+* unchanged: observation (positions and velocities, already current), reward terms, initial state, 1000 steps.
 """
 
 from __future__ import annotations
@@ -61,7 +73,7 @@ import jax.numpy as jp
 import mujoco
 from mujoco import mjx
 from mujoco_playground._src import mjx_env
-from mujoco_playground._src.dm_control_suite import ball_in_cup, cartpole, cheetah, pendulum, walker
+from mujoco_playground._src.dm_control_suite import acrobot, ball_in_cup, cartpole, cheetah, pendulum, point_mass, walker
 
 from anakin_tdmpc.envs.base import initial_state, step_then_observe
 
@@ -131,6 +143,19 @@ class Cartpole(_ObserveAfterStep, cartpole.Balance):
         return initial_state(self, mjx.forward(self.mjx_model, data), rng)
 
 
+class Acrobot(_ObserveAfterStep, acrobot.Balance):
+    """dm_control's acrobot swingup (sparse or not): see the module docstring."""
+
+    def __init__(self, sparse: bool, config_overrides: dict[str, Any] | None = None):
+        super().__init__(sparse=sparse, config=acrobot.default_config(), config_overrides=config_overrides)
+        self._mj_model.opt.integrator = mujoco.mjtIntegrator.mjINT_RK4
+        self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
+
+
+class PointMass(_ObserveAfterStep, point_mass.PointMass):
+    """dm_control's point_mass easy: see the module docstring."""
+
+
 CUP_MAX_INIT_TRIES = 64
 """Bound of the ball's rejection sampling (a ``lax.while_loop``, jit-friendly); the last draw is kept if
 none is accepted (never seen)."""
@@ -194,5 +219,8 @@ CUSTOM_TASKS: dict[str, Any] = {
     "cartpole-swingup": lambda o: Cartpole(True, False, o),
     "cartpole-swingup-sparse": lambda o: Cartpole(True, True, o),
     "cup-catch": lambda o: CupCatch(config=ball_in_cup.default_config(), config_overrides=o),
+    "acrobot-swingup": lambda o: Acrobot(False, o),
+    "acrobot-swingup-sparse": lambda o: Acrobot(True, o),
+    "point_mass-easy": lambda o: PointMass(config=point_mass.default_config(), config_overrides=o),
 }
 """Canonical task name -> ``constructor(config_overrides) -> MjxEnv`` of the corrected dm_control tasks."""

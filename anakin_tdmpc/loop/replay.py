@@ -79,6 +79,9 @@ starts get priority 0 (here: the validity mask).  A uniform buffer holds empty
 
 All functions are pure, fixed-shape and work inside ``jit``, ``lax.scan`` and
 an outer ``jax.vmap`` (e.g. over seeds).
+
+(About 500 lines, a fifth of them this explanation: the sampling rules above and the code that keeps
+them belong in one place.)
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@
 Everything the host loop keeps between chunks is `HostState`, saved in every checkpoint, so a resumed run
 writes the same metrics rows as an uninterrupted one. Only process 0 of a multi-process run writes logs,
 metrics, curves, videos and wandb; all processes run the same chunks in lockstep.
+
+Longer than our other modules (~550 lines) on purpose: a run's whole host side, from the checks before
+anything loads to the last summary line, reads top to bottom in this one file.
 """
 
 from __future__ import annotations
