@@ -375,7 +375,8 @@ def test_evaluate_bad_input_is_one_line(runs, capsys, argv, message):
 def test_evaluate_refuses_a_damaged_checkpoint_and_a_missing_run(runs, capsys, tmp_path):
     from anakin_tdmpc import evaluate
 
-    for argv, message in [(["--run_dir", runs["damaged"], "--checkpoint", "320"], "is damaged"),
+    # the damaged checkpoint: "is damaged" or "is unreadable", as orbax finds it
+    for argv, message in [(["--run_dir", runs["damaged"], "--checkpoint", "320"], "checkpoints/320 is"),
                           (["--run_dir", str(tmp_path / "none")], "no run dir"),
                           (["--run_dir", str(tmp_path)], "holds no run (no config.json)")]:
         with pytest.raises(SystemExit) as e:
