@@ -144,10 +144,9 @@ def evaluate(eval_args: EvalArgs) -> dict:
 
 def _videos(run_dir: str, env, step: int, result) -> list[str]:
     """The first episode of the first seed, rendered to <run_dir>/videos/eval_<step>.mp4."""
-    from anakin_tdmpc.session.trainer import _choose_render_backend
-    from anakin_tdmpc.session.video import VideoRecorder
+    from anakin_tdmpc.session.video import VideoRecorder, choose_backend_here
 
-    backend, why = _choose_render_backend()
+    backend, why = choose_backend_here()
     if backend is None:
         print(f"warning: --capture_video: no OpenGL backend for MuJoCo works here ({why}); no videos",
               file=sys.stderr)

@@ -112,15 +112,15 @@ def group_runs(paths, group_by=()) -> dict[tuple, list[Curve]]:
     return groups
 
 
-def _interval(values: list[float], func) -> tuple[float, float, float]:
-    """(point estimate, CI low, CI high) of func over `values` (one per seed), by rliable's bootstrap."""
+def _bootstrap(scores, func) -> tuple[float, float, float]:
+    """(point estimate, 95% CI low, high) of `func` over `scores` (rliable's score-dict entry: an array
+    [runs, tasks], or a list of per-task arrays for a stratified bootstrap)."""
     from rliable import library as rly
 
     state = np.random.get_state()
     np.random.seed(0)  # rliable draws from numpy's global generator: fixed, so the same runs give the same plot
     try:
-        point, interval = rly.get_interval_estimates({"x": np.asarray(values, float)[:, None]},
-                                                     lambda x: np.array([func(x)]), reps=REPS)
+        point, interval = rly.get_interval_estimates({"x": scores}, func, reps=REPS)
     finally:
         np.random.set_state(state)
     return float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0])
@@ -130,24 +130,16 @@ def mean_interval(values: list[float]) -> tuple[float, float, float]:
     """Mean over seeds with its 95% bootstrap CI."""
     if len(values) == 1:
         return values[0], values[0], values[0]
-    return _interval(values, np.mean)
+    return _bootstrap(np.asarray(values, float)[:, None], lambda x: np.array([np.mean(x)]))
 
 
 def iqm_interval(per_task: list[list[float]]) -> tuple[float, float, float]:
     """IQM of returns / 1000 over every (task, seed) with its 95% stratified-bootstrap CI (tasks as strata,
     seeds resampled within each task), from rliable."""
-    from rliable import library as rly
     from rliable import metrics
 
     scores = [np.asarray(v, float)[:, None] / 1000.0 for v in per_task]
-    state = np.random.get_state()
-    np.random.seed(0)
-    try:
-        point, interval = rly.get_interval_estimates(
-            {"x": scores}, lambda *s: np.array([metrics.aggregate_iqm(np.concatenate(s))]), reps=REPS)
-    finally:
-        np.random.set_state(state)
-    return float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0])
+    return _bootstrap(scores, lambda *s: np.array([metrics.aggregate_iqm(np.concatenate(s))]))
 
 
 def values_at(curves: list[Curve], step: int) -> list[float]:

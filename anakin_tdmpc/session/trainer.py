@@ -138,7 +138,9 @@ class Trainer:
                 checkpoint.check_devices(resume and resume.meta, self.num_devices, f"the checkpoint in {args.run_dir}")
             except checkpoint.CheckpointError as e:
                 raise RunError(str(e)) from None
-        render = _choose_render_backend() if args.capture_video and self.primary else None  # before mujoco's GL
+        from anakin_tdmpc.session.video import choose_backend_here
+
+        render = choose_backend_here() if args.capture_video and self.primary else None  # before mujoco's GL
         # a resumed run keeps the seeding it started with, also where the default rule has changed since
         run_seed_steps = ((resume.meta or {}).get("config", {}).get("schedule", {}).get("seed_steps")
                           if resume is not None and args.seed_steps is None else None)
@@ -503,15 +505,6 @@ class _QuietOnFullDisk:
 
     def __exit__(self, kind, value, tb):
         return self.exit_code == OUTPUT_ERROR_EXIT_CODE and kind is not None and issubclass(kind, OSError)
-
-
-def _choose_render_backend():
-    """(MUJOCO_GL backend or None, why others failed): EGL first on GPU machines, OSMesa first on CPU."""
-    import jax
-
-    from anakin_tdmpc.session.video import choose_backend
-
-    return choose_backend(prefer_gpu=jax.default_backend() == "gpu")
 
 
 class _Interrupt:

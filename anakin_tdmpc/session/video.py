@@ -84,6 +84,13 @@ def choose_backend(prefer_gpu: bool) -> tuple[Optional[str], str]:
     return None, "; ".join(failures)
 
 
+def choose_backend_here() -> tuple[Optional[str], str]:
+    """choose_backend for this machine: EGL first where JAX runs on a GPU, OSMesa first on a CPU."""
+    import jax
+
+    return choose_backend(prefer_gpu=jax.default_backend() == "gpu")
+
+
 def write_mp4(path: str, frames: np.ndarray, fps: float) -> None:
     """Encode [T, H, W, 3] uint8 frames as H.264 mp4, atomically (written aside, then renamed)."""
     import imageio_ffmpeg
