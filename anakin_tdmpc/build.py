@@ -19,7 +19,7 @@ from anakin_tdmpc.loop import fused, parallel
 
 
 def build(args: config.Args, num_devices: int = 1, run_seed_steps: Optional[int] = None):
-    """Validate `args` -> (env, agent, loop, schedule); ConfigError or UnknownTaskError (one line) if they
+    """Validate `args` -> (env, agent, loop, schedule); ConfigError or envs.EnvError (one line) if they
     cannot run.
 
     `run_seed_steps`: a resumed run's own seed steps (see config.make_schedule). With `num_devices` > 1,

@@ -146,6 +146,9 @@ def _videos(run_dir: str, env, step: int, result) -> list[str]:
     """The first episode of the first seed, rendered to <run_dir>/videos/eval_<step>.mp4."""
     from anakin_tdmpc.session.video import VideoRecorder, choose_backend_here
 
+    if env.render_model is None:
+        print(f"warning: --capture_video: task {env.name} has no mj_model to render; no videos", file=sys.stderr)
+        return []
     backend, why = choose_backend_here()
     if backend is None:
         print(f"warning: --capture_video: no OpenGL backend for MuJoCo works here ({why}); no videos",

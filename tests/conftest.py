@@ -18,12 +18,15 @@ import jax  # noqa: E402 - after the cache is set
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-# a tiny TD-MPC2 run of cartpole-balance through the CLI: 4 envs, 20-step episodes, 480 env steps
-TINY = ["--task", "cartpole-balance", "--num_envs", "4", "--model_size", "1", "--latent_dim", "16", "--mlp_dim", "32",
+# a tiny TD-MPC2 run through the CLI: 4 envs, 20-step episodes, 480 env steps, on the point task of
+# tests/point_task.py (a task of our own without MuJoCo: the trainer, checkpoints and outputs are what these
+# runs test, and an MJX task would add a minute of compiling to every program; the learning tests, the README
+# example of tests/test_own_env.py and the env tests run MJX)
+TINY = ["--task", "point_task:make_env", "--num_envs", "4", "--model_size", "1", "--latent_dim", "16", "--mlp_dim", "32",
         "--enc_dim", "32", "--num_samples", "16", "--num_elites", "4", "--num_pi_trajs", "2", "--iterations", "2",
         "--batch_size", "8", "--seed_steps", "40", "--episode_length", "20", "--total_timesteps", "480",
         "--eval_every", "240", "--eval_episodes", "2", "--log_every", "80"]
-# the same for TD-MPC: no TD-MPC2 size preset, the action repeat pinned to 2 (its cartpole default is 8)
+# the same for TD-MPC: no TD-MPC2 size preset, the action repeat pinned to 2 (as TD-MPC2's)
 _SIZE = TINY.index("--model_size")
 TINY_TDMPC = TINY[:_SIZE] + TINY[_SIZE + 2:] + ["--algo", "tdmpc", "--action_repeat", "2"]
 
@@ -41,7 +44,9 @@ def run_main(argv) -> int:
 
 def environment(devices: int = 1) -> dict:
     """Environment variables of a fresh interpreter with `devices` forced CPU devices (offline wandb)."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu", WANDB_MODE="offline", PYTHONPATH=ROOT)
+    # tests/ on the path too: point_task.py is a task of our own for the CLI (--task point_task:make_env)
+    env = dict(os.environ, JAX_PLATFORMS="cpu", WANDB_MODE="offline",
+               PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
     flags = [f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f]
     env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={devices}"])
     return env
@@ -55,24 +60,60 @@ def worker(mode: str, devices: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def random_policy_return(task: str, episodes: int = 8, action_repeat: int = 2) -> float:
-    """Mean return of uniform random actions on `task` (the floor a learning test must clear)."""
-    from anakin_tdmpc.envs import make_env
+def wandb_records(path):
+    """Records of an offline .wandb file (LevelDB log format: 7-byte header, 32 KiB blocks of chunks)."""
+    from wandb.proto import wandb_internal_pb2 as pb
 
-    env = make_env(task, action_repeat=action_repeat)
+    data, pos, pending = open(path, "rb").read(), 7, b""
+    assert data[:4] == b":W&B"
+    while pos + 7 <= len(data):
+        if 32768 - pos % 32768 < 7:
+            pos += 32768 - pos % 32768
+            continue
+        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind == 0:
+            continue
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4):
+            record = pb.Record()
+            record.ParseFromString(pending)
+            yield record
 
-    def run(key):
-        state = env.reset(key, episodes)
 
-        def step(state, k):
-            action = jax.random.uniform(k, (episodes, env.action_dim), minval=-1, maxval=1)
-            state, out = env.step(state, action)
-            return state, out.reward
+def wandb_history_and_config(path) -> tuple[set, dict]:
+    """(every key logged to the history, the run's config) of an offline .wandb file."""
+    logged, config = set(), {}
+    for record in wandb_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            logged |= {item.key or item.nested_key[0] for item in record.history.item}
+        updates = record.config.update if kind == "config" else record.run.config.update if kind == "run" else []
+        config.update({u.key: json.loads(u.value_json) for u in updates})
+    return logged, config
 
-        _, rewards = jax.lax.scan(step, state, jax.random.split(key, env.episode_length))
-        return rewards.sum(0)
 
-    return float(np.mean(jax.jit(run)(jax.random.key(0))))
+def random_policy_return(task: str, episodes: int = 8, action_repeat: int = 2, seed: int = 0) -> float:
+    """Mean return of uniform random actions on dm_control's own `task` (the MDP our port reproduces: see the
+    parity tests), each action held for `action_repeat` control steps: the floor a learning test must clear.
+    dm_control steps in NumPy, so this costs a second where our MJX env would first compile for a minute."""
+    from dm_control import suite
+
+    domain, name = task.split("-", 1)
+    env = suite.load(domain, name, task_kwargs={"random": seed})
+    spec = env.action_spec()
+    rng = np.random.default_rng(seed)
+    total = 0.0
+    for _ in range(episodes):
+        step = env.reset()
+        while not step.last():
+            action = rng.uniform(spec.minimum, spec.maximum)
+            for _ in range(action_repeat):
+                step = env.step(action)
+                total += step.reward or 0.0
+                if step.last():
+                    break
+    return total / episodes
 
 
 class PointEnv:

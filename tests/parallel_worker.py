@@ -12,13 +12,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import point_task
+from anakin_tdmpc import envs
 from anakin_tdmpc.session import checkpoint
 from anakin_tdmpc.config import Args
 from anakin_tdmpc.loop.parallel import Parallel
 from anakin_tdmpc.build import build
 
-# a tiny cartpole-balance run: 8 envs, batch 16; seeding ends at iteration 10 (80 agent steps)
-TINY = dict(task="cartpole-balance", num_envs=8, model_size=1, latent_dim=16, mlp_dim=32, enc_dim=32, num_q=2,
+# the data-parallel and vmapped-seed machinery does not depend on the physics: the point task of
+# tests/point_task.py compiles in seconds where an MJX task takes a minute per program
+envs.register("point", point_task.make_env)
+# a tiny run: 8 envs, batch 16; seeding ends at iteration 10 (80 agent steps)
+TINY = dict(task="point", num_envs=8, model_size=1, latent_dim=16, mlp_dim=32, enc_dim=32, num_q=2,
             num_samples=16, num_elites=4, num_pi_trajs=2, iterations=2, batch_size=16, seed_steps=80,
             episode_length=40, buffer_size=4000, total_timesteps=4000, eval_episodes=4)
 ITERS = (10, 30, 30)  # chunks: seeding + pretraining burst, then 2 chunks of 8 updates per iteration

@@ -117,9 +117,9 @@ def test_tiny_run_writes_config_and_metrics(algo, tmp_path, capsys):
     argv = TINY if algo == "tdmpc2" else TINY_TDMPC
     run_dir = tmp_path / "run"
     if algo == "tdmpc2":
-        assert run_main(argv + ["--run_dir", str(run_dir), "--task", "dm_control/cartpole-balance-v0"]) == 0
+        assert run_main(argv + ["--run_dir", str(run_dir)]) == 0
     else:
-        result = _python_train(argv + ["--task", "dm_control/cartpole-balance-v0"], run_dir)
+        result = _python_train(argv, run_dir)
         assert result.run_dir == str(run_dir)
         logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         assert result.rows == logged and result.final_eval == logged[-1]["eval/episode_return"]
@@ -128,7 +128,7 @@ def test_tiny_run_writes_config_and_metrics(algo, tmp_path, capsys):
 
     assert config["version"] == __version__ != "unknown"
     assert config["args"]["algo"] == algo and config["env"]["action_repeat"] == 2
-    assert config["task"] == "cartpole-balance" and config["env"]["episode_length"] == 20
+    assert config["task"] == "point_task:make_env" and config["env"]["episode_length"] == 20
     assert config["algo_config"]["latent_dim"] == 16 and config["schedule"]["updates_per_iter"] == 4
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["env_steps"] for r in rows] == [80, 160, 240, 320, 400, 480]

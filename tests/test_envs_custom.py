@@ -153,10 +153,11 @@ def test_parity_with_dm_control(task):
 
 
 @pytest.mark.parametrize(
-    "task", [t if t == "pendulum-spin" else pytest.param(t, marks=pytest.mark.slow) for t in HERE]
+    "task", [pytest.param(t, marks=pytest.mark.slow) for t in HERE]
 )
 def test_runs_in_fused_loop(task):
-    """Compiling the fused loop takes ~2 min per task here: one task by default, all with -m slow."""
+    """Compiling the fused loop takes ~1-2 min per task here: all with -m slow (by default the learning tests
+    and the README example of tests/test_own_env.py run MJX tasks in the fused loop)."""
     run_one_chunk(task)
 
 

@@ -1,15 +1,19 @@
 """The fused loop: no host transfers inside a chunk, the seeding / pretraining / UTD schedule, warm-start
-resets, evaluation and determinism, on a tiny config of cartpole-balance."""
+resets, evaluation and determinism, on a tiny config of the point task (tests/point_task.py: the loop's
+logic does not depend on the physics, and it compiles in seconds)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import point_task
+from anakin_tdmpc import envs
 from anakin_tdmpc.config import Args
 from anakin_tdmpc.build import build
 
-TINY = dict(task="cartpole-balance", num_envs=4, model_size=1, latent_dim=16, mlp_dim=32, enc_dim=32, num_q=2,
+envs.register("point", point_task.make_env)
+TINY = dict(task="point", num_envs=4, model_size=1, latent_dim=16, mlp_dim=32, enc_dim=32, num_q=2,
             num_samples=16, num_elites=4, num_pi_trajs=2, iterations=2, batch_size=8, seed_steps=40,
             episode_length=20, buffer_size=2000, total_timesteps=400, eval_episodes=2)
 

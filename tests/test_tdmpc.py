@@ -247,7 +247,7 @@ def test_cli_defaults_for_tdmpc():
 
 def test_fused_loop_with_prioritized_replay():
     """Seeding, then updates whose priorities land in the buffer; no host transfer inside a chunk; evaluation
-    reads the step schedules. (tests/test_cli.py runs the same loop on MJX cartpole through the CLI.)"""
+    reads the step schedules. (tests/test_cli.py runs the same loop through the CLI; the learning test on MJX.)"""
     from anakin_tdmpc.loop.fused import FusedLoop
 
     cfg = dataclasses.replace(TINY, num_samples=8, num_elites=2, num_pi_trajs=None, iterations=1, batch_size=8)

@@ -63,10 +63,11 @@ def test_policy_is_squashed_and_log_std_bounded():
 
 def test_initial_loss_values_are_log_bins():
     """Reward and Q heads start at zero logits: each cross-entropy is exactly log(101)."""
-    cfg = TINY
+    cfg = dataclasses.replace(TINY, lr=1e-3)  # the next test's config: one compiled update serves both (the
+    # persistent compilation cache), where running it op by op takes a minute; the lr does not enter the loss
     algo = TDMPC2(cfg, obs_dim=5, action_dim=2, episode_length=500)
     agent = algo.init(jax.random.key(0))
-    _, metrics, priorities = algo.update(agent, random_batch(jax.random.key(1), cfg), jax.random.key(2))
+    _, metrics, priorities = jax.jit(algo.update)(agent, random_batch(jax.random.key(1), cfg), jax.random.key(2))
     assert priorities is None  # uniform replay
     rho_sum = sum(cfg.rho**t for t in range(cfg.horizon)) / cfg.horizon
     assert float(metrics["reward_loss"]) == pytest.approx(np.log(101) * rho_sum, rel=1e-5)
@@ -197,7 +198,8 @@ def test_policy_loss_reads_the_q_ensemble_with_dropout_and_targets_without():
         return q_two(q_params, z, a, rng, reduce, dropout_rng)
 
     algo.q_two = spy
-    algo.update(agent, random_batch(jax.random.key(1), cfg), jax.random.key(2))
+    # tracing the update is enough to see how it calls the ensemble (running it op by op takes a minute)
+    jax.eval_shape(algo.update, agent, random_batch(jax.random.key(1), cfg), jax.random.key(2))
     assert calls == [("min", False), ("avg", True)]
     # dropout changes what two members say about the same input once their last layers are non-zero
     qs = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.key(3), x.shape), agent.params["qs"])

@@ -1,14 +1,19 @@
-"""MJX DeepMind Control environments (mujoco_playground) batched for Anakin training."""
+"""MJX DeepMind Control environments (mujoco_playground and our ports), and your own (`register`), batched
+for Anakin training."""
 
 from anakin_tdmpc.envs import cpu_cholesky
 from anakin_tdmpc.envs.registry import (
     OUR_TASKS,
     TASK_SOURCES,
     TASKS,
+    EnvError,
     UnknownTaskError,
     canonical_task_name,
+    check_env,
     default_episode_length,
+    domain,
     make_env,
+    register,
 )
 from anakin_tdmpc.envs.wrapper import Env, EnvState, StepOut
 
@@ -21,8 +26,12 @@ __all__ = [
     "Env",
     "EnvState",
     "StepOut",
+    "EnvError",
     "UnknownTaskError",
     "canonical_task_name",
+    "check_env",
     "default_episode_length",
+    "domain",
     "make_env",
+    "register",
 ]

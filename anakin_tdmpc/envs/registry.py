@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import numbers
 import re
-from typing import Any
+from typing import Any, Callable
 
 import jax
 
@@ -93,8 +93,16 @@ _VERSION_SUFFIX = re.compile(r"-v(\d+)$")
 _VERSIONS = ("0",)  # the gymnasium/shimmy version of every DMC task
 
 
-class UnknownTaskError(ValueError):
-    """Raised for a task name that matches no supported DMC task."""
+class EnvError(ValueError):
+    """A task that cannot be trained: an unknown name, or an env that breaks the protocol (one-line message)."""
+
+
+class UnknownTaskError(EnvError):
+    """Raised for a task name that matches no supported task."""
+
+
+# Your own envs (see `register`): task name -> a function of no arguments that returns the env.
+_REGISTERED: dict[str, Callable[[], Any]] = {}
 
 
 def _normalise(name: str) -> str:
@@ -118,12 +126,15 @@ _LOOKUP = _build_lookup()
 
 
 def canonical_task_name(name: str) -> str:
-    """Returns the canonical TD-MPC2 name of ``name``.
+    """Returns the canonical TD-MPC2 name of ``name``, or ``name`` itself for a task of your own
+    (:func:`register`, or ``package.module:function`` on first use).
 
     Raises:
         UnknownTaskError: if ``name`` is not a supported task, or names a version other than ``-v0``; the
             one-line message lists the valid canonical names.
     """
+    if isinstance(name, str) and (name in _REGISTERED or ":" in name):
+        return _import_task(name) if name not in _REGISTERED else name
     version = _VERSION_SUFFIX.search(name.strip()) if isinstance(name, str) else None
     if version and version.group(1) not in _VERSIONS:
         known = _LOOKUP.get(_normalise(name))
@@ -132,8 +143,65 @@ def canonical_task_name(name: str) -> str:
     canonical = _LOOKUP.get(_normalise(name)) if isinstance(name, str) else None
     if canonical is None:
         valid = ", ".join(sorted(TASK_SOURCES))
-        raise UnknownTaskError(f"unknown task {name!r}; valid tasks: {valid}")
+        own = f"; yours: {', '.join(sorted(_REGISTERED))}" if _REGISTERED else ""
+        raise UnknownTaskError(f"unknown task {name!r}; valid tasks: {valid}{own} (or package.module:function "
+                               "returning your own env)")
     return canonical
+
+
+def register(name: str, make: Callable[[], Any]) -> None:
+    """Makes your own env trainable as task ``name`` (``Args(task=name)``, ``make_env(name)``), in this process.
+
+    ``make()`` returns ONE environment in mujoco_playground's ``MjxEnv`` form (a subclass of
+    ``mujoco_playground.MjxEnv`` is one; nothing else is required of its type):
+
+    * ``reset(rng) -> state`` and ``step(state, action) -> state``, pure and jit-able; ``state`` is a pytree
+      whose structure, shapes and dtypes ``step`` keeps, with the fields ``obs`` (``[observation_size]``
+      float), ``reward`` (``[]`` float) and ``done`` (``[]`` bool / float / int: nonzero ends the episode,
+      e.g. diverged physics).
+    * ``observation_size`` and ``action_size`` (ints: flat vectors), ``dt`` (seconds per ``step``).
+    * optional ``mj_model`` (the ``mujoco.MjModel`` of an ``mjx.Data`` kept as ``state.data``): actions are
+      then mapped from [-1, 1] onto its actuators' control ranges, and eval videos render it. Without it the
+      agent's actions in [-1, 1] go to ``step`` as they are and ``--capture_video`` is unavailable.
+    * optional ``compiler_options``: XLA options for every program that steps the env.
+
+    From the command line, ``--task package.module:function`` imports the module and registers its
+    function under that name. The env is checked (with ``jax.eval_shape``, nothing compiles) when the task
+    is built: a field of the wrong shape or dtype is an :class:`EnvError` naming it.
+    """
+    if not isinstance(name, str) or not name.strip() or name != name.strip():
+        raise ValueError(f"a task name is a non-empty string without surrounding spaces, got {name!r}")
+    if not callable(make):
+        raise ValueError(f"register({name!r}, make): make must be callable, got {make!r}")
+    if ":" not in name and _normalise(name) in _LOOKUP:
+        raise ValueError(f"task name {name!r} is taken by the built-in task {_LOOKUP[_normalise(name)]}")
+    _REGISTERED[name] = make
+    _load_registered.cache_clear()
+
+
+def _import_task(name: str) -> str:
+    """Registers ``package.module:function`` (the function returns the env) under that name."""
+    import importlib
+
+    module_name, _, attr = name.partition(":")
+    if not module_name or not attr:
+        raise UnknownTaskError(f"task {name!r}: your own env is given as package.module:function")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # the user's module: any error while importing it
+        raise UnknownTaskError(f"task {name!r}: cannot import {module_name}: {type(e).__name__}: {e}") from None
+    make = getattr(module, attr, None)
+    if not callable(make):
+        raise UnknownTaskError(f"task {name!r}: {module_name} has no function {attr}")
+    register(name, make)
+    return name
+
+
+def domain(task: str) -> str:
+    """The DMC domain of ``task`` (``cheetah`` of ``cheetah-run``), whose per-domain settings the agents use;
+    ``""`` for a task of your own."""
+    name = canonical_task_name(task)
+    return "" if name in _REGISTERED else name.split("-")[0]
 
 
 def _ensure_mjspec_find_body() -> None:
@@ -179,10 +247,80 @@ def _load_our_env(name: str) -> Any:
     return module.CUSTOM_TASKS[name]({"impl": "jax"})
 
 
+@functools.lru_cache(maxsize=None)
+def _load_registered(name: str) -> Any:
+    """Builds (once per process) the env of a registered task and checks it against the protocol."""
+    try:
+        env = _REGISTERED[name]()
+    except Exception as e:  # the user's code
+        raise EnvError(f"task {name!r}: making the env failed: {type(e).__name__}: {e}") from None
+    check_env(name, env)
+    return env
+
+
+def check_env(name: str, env: Any) -> None:
+    """EnvError (one line naming the field) unless ``env`` follows the protocol of :func:`register`.
+    Traces ``reset`` and ``step`` abstractly (``jax.eval_shape``): nothing is compiled or run."""
+    import jax.numpy as jnp
+
+    def fail(message: str):
+        raise EnvError(f"task {name!r}: {message}")
+
+    for method in ("reset", "step"):
+        if not callable(getattr(env, method, None)):
+            fail(f"the env has no {method}() method")
+    sizes = {}
+    for attr in ("observation_size", "action_size"):
+        value = getattr(env, attr, None)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            fail(f"{attr} must be a positive int (flat vectors), got {value!r}")
+        sizes[attr] = int(value)
+    dt = getattr(env, "dt", None)
+    if isinstance(dt, bool) or not isinstance(dt, numbers.Real) or not dt > 0:
+        fail(f"dt (seconds per step) must be a positive number, got {dt!r}")
+
+    def traced(what: str, fn, *args):
+        try:
+            return jax.eval_shape(fn, *args)
+        except Exception as e:  # the user's code
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            fail(f"{what} failed: {type(e).__name__}: {first}")
+
+    def check_fields(what: str, state) -> None:
+        expected = {"obs": ((sizes["observation_size"],), "floating"), "reward": ((), "floating"),
+                    "done": ((), "bool, integer or floating")}
+        for field, (shape, kinds) in expected.items():
+            value = getattr(state, field, None)
+            if value is None or not hasattr(value, "shape"):
+                fail(f"{what} returns a state without the array field {field}")
+            ok = jnp.issubdtype(value.dtype, jnp.floating) or (
+                field == "done" and (value.dtype == jnp.bool_ or jnp.issubdtype(value.dtype, jnp.integer)))
+            if tuple(value.shape) != shape or not ok:
+                fail(f"{what} returns {field} as {value.dtype}{list(value.shape)}; expected {kinds} of shape "
+                     f"{list(shape)}" + (" (observation_size)" if field == "obs" else ""))
+
+    first = traced("reset(rng)", env.reset, jax.random.key(0))
+    check_fields("reset(rng)", first)
+    action = jax.ShapeDtypeStruct((sizes["action_size"],), jnp.float32)
+    after = traced("step(state, action)", env.step, first, action)
+    check_fields("step(state, action)", after)
+    if jax.tree.structure(first) != jax.tree.structure(after):
+        fail("step(state, action) returns a state of another structure than reset(rng) returns (the loop "
+             "carries it: keep every field)")
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(first), jax.tree.leaves(after)):
+        if tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype:
+            fail(f"step(state, action) returns state{jax.tree_util.keystr(path)} as {b.dtype}{list(b.shape)}; "
+                 f"reset(rng) as {a.dtype}{list(a.shape)} (the loop carries the state: keep shapes and dtypes)")
+    if getattr(env, "mj_model", None) is not None and not hasattr(getattr(first, "data", None), "qpos"):
+        fail("the env has an mj_model but its state has no data.qpos (the mjx.Data the model renders)")
+
+
 def _load_env(name: str) -> Any:
     """The single-environment MJX env of canonical task ``name``, from playground or ours."""
     if name in TASKS:
         return _load_playground_env(TASKS[name])
+    if name in _REGISTERED:
+        return _load_registered(name)
     return _load_our_env(name)
 
 
@@ -243,7 +381,8 @@ def make_env(task: str, action_repeat: int = 2, episode_length: int | None = Non
             DMC's 1000 control steps, i.e. ``1000 // action_repeat``.
 
     Raises:
-        UnknownTaskError: for an unknown task.
+        UnknownTaskError: for an unknown task; EnvError: for an env of your own that breaks the protocol
+            (see :func:`register`).
         ValueError: for an invalid ``action_repeat`` or ``episode_length``.
     """
     name = canonical_task_name(task)
@@ -256,9 +395,14 @@ def make_env(task: str, action_repeat: int = 2, episode_length: int | None = Non
         playground_env = _load_playground_env(TASKS[name])
         obs_dim, action_dim = _spec(TASKS[name])
     else:
-        playground_env = _load_our_env(name)
+        playground_env = _load_registered(name) if name in _REGISTERED else _load_our_env(name)
         obs_dim, action_dim = int(playground_env.observation_size), int(playground_env.action_size)
     _model_to_local_device(playground_env)
+    mj_model = getattr(playground_env, "mj_model", None)
+    try:
+        ctrl_range = None if mj_model is None else control_range(mj_model)
+    except ValueError as e:
+        raise EnvError(f"task {name!r}: {e}") from None
     return Env(
         name=name,
         obs_dim=obs_dim,
@@ -266,5 +410,5 @@ def make_env(task: str, action_repeat: int = 2, episode_length: int | None = Non
         action_repeat=action_repeat,
         episode_length=episode_length,
         playground_env=playground_env,
-        ctrl_range=control_range(playground_env.mj_model),
+        ctrl_range=ctrl_range,
     )

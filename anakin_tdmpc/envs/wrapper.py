@@ -140,8 +140,9 @@ class Env:
     @property
     def render_model(self) -> Any:
         """The ``mujoco.MjModel`` to render this env's ``qpos`` with: the simulated model, except where a port
-        strips rendering-only parts MJX cannot carry (the dog's skin) and offers the full one."""
-        return getattr(self.playground_env, "render_model", self.playground_env.mj_model)
+        strips rendering-only parts MJX cannot carry (the dog's skin) and offers the full one. ``None`` for an
+        env of your own without ``mj_model``: it cannot be rendered."""
+        return getattr(self.playground_env, "render_model", getattr(self.playground_env, "mj_model", None))
 
     def jit(self, fn: Any, **kwargs: Any) -> Any:
         """``jax.jit(fn, **kwargs)`` with this env's :attr:`compiler_options`: for programs that step it."""

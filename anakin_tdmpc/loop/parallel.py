@@ -154,7 +154,8 @@ class Parallel:
             agent, shard = jax.tree.map(lambda x: x[0], agent), jax.lax.axis_index(AXIS)
 
             def one(agent, key):
-                return episodes(loop.agent, loop.env, agent, jax.random.fold_in(key, shard), per, agent_steps[0])
+                return episodes(loop.agent, loop.env, agent, jax.random.fold_in(key, shard), per, agent_steps[0],
+                                frames=loop.env.render_model is not None)
 
             out = self._over_seeds(one, (0, 0), 0)(agent, keys)
             returns = jax.lax.all_gather(out.returns, AXIS, axis=1, tiled=True)[:, :num_episodes]

@@ -30,7 +30,7 @@ def default_run_dir(args, same_time_everywhere: bool = False) -> str:
         from jax.experimental import multihost_utils
 
         now = int(multihost_utils.broadcast_one_to_all(np.int64(now)))
-    task = args.task.replace("/", "_")
+    task = args.task.replace("/", "_").replace(":", "_")  # (your own env: package.module:function)
     return os.path.join("runs", f"{task}__{args.algo}__{args.seed}__{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}")
 
 

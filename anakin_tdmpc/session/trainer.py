@@ -125,7 +125,7 @@ class Trainer:
             raise RunError(str(e)) from None
         import jax
 
-        from anakin_tdmpc.envs import UnknownTaskError
+        from anakin_tdmpc.envs import EnvError
         from anakin_tdmpc.session import checkpoint
 
         self.primary = jax.process_index() == 0
@@ -146,7 +146,7 @@ class Trainer:
                           if resume is not None and args.seed_steps is None else None)
         try:
             self.env, self.agent, self.loop, self.schedule = build(args, self.num_devices, run_seed_steps)
-        except (ConfigError, UnknownTaskError) as e:
+        except (ConfigError, EnvError) as e:
             raise RunError(str(e)) from None
         env, agent, loop, schedule = self.env, self.agent, self.loop, self.schedule
         self.par = par = parallel.Parallel(loop, args.num_seeds, devices)
@@ -254,7 +254,10 @@ class Trainer:
         self.recorder = None
         if render is not None:
             backend, why = render
-            if backend is None:
+            if env.render_model is None:
+                log.message(f"warning: --capture_video: task {env.name} has no mj_model to render; continuing "
+                            "without videos")
+            elif backend is None:
                 log.message(f"warning: --capture_video: no OpenGL backend for MuJoCo works here ({why}); continuing "
                             "without videos (README: Rendering)")
             else:
