@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # One persistent XLA compilation cache for the whole test run, its xdist workers and the interpreters the tests
@@ -29,6 +30,31 @@ TINY = ["--task", "point_task:make_env", "--num_envs", "4", "--model_size", "1",
 # the same for TD-MPC: no TD-MPC2 size preset, the action repeat pinned to 2 (as TD-MPC2's)
 _SIZE = TINY.index("--model_size")
 TINY_TDMPC = TINY[:_SIZE] + TINY[_SIZE + 2:] + ["--algo", "tdmpc", "--action_repeat", "2"]
+
+
+def check_tiny_run(run_dir, algo: str) -> list[dict]:
+    """What a finished run of TINY (TINY_TDMPC) wrote: config.json and the metrics rows -> the rows. (The TD-MPC2
+    run through the CLI: tests/test_run_outputs.py; TD-MPC through the Python entry: tests/test_cli.py.)"""
+    config = json.loads((Path(run_dir) / "config.json").read_text())
+    from anakin_tdmpc import __version__
+
+    assert config["version"] == __version__ != "unknown"
+    assert config["args"]["algo"] == algo and config["env"]["action_repeat"] == 2
+    assert config["task"] == "point_task:make_env" and config["env"]["episode_length"] == 20
+    assert config["algo_config"]["latent_dim"] == 16 and config["schedule"]["updates_per_iter"] == 4
+    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    assert [r["env_steps"] for r in rows] == [80, 160, 240, 320, 400, 480]
+    assert all(r["sps"] > 0 for r in rows)
+    # episodes last 20 iterations of 4 envs x 2 env steps: they end at 160, 320 and 480 env steps
+    assert [r["env_steps"] for r in rows if "train/episode_return" in r] == [160, 320, 480]
+    evals = [r for r in rows if "eval/episode_return" in r]
+    assert [r["env_steps"] for r in evals] == [240, 480]
+    assert 0 <= evals[-1]["eval/episode_return"] <= 40
+    assert rows[-1]["updates"] == 40 + 4 * (60 - 10)  # pretraining burst, then 4 per iteration
+    algo_metric = "train/pi_scale" if algo == "tdmpc2" else "train/weighted_loss"
+    assert "train/total_loss" in rows[-1] and algo_metric in rows[-1]
+    assert not any(k.startswith("train/_") for k in rows[-1])  # the priorities TD-MPC returns are not logged
+    return rows
 
 
 def run_main(argv) -> int:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import TINY, TINY_TDMPC, run_main
+from conftest import TINY, TINY_TDMPC, check_tiny_run, run_main
 
 @pytest.mark.parametrize(
     "argv, message",
@@ -39,8 +39,8 @@ from conftest import TINY, TINY_TDMPC, run_main
         (["--num_processes", "2"], "a multi-process run needs all of --coordinator_address"),
         (["--coordinator_address", "127.0.0.1:1", "--num_processes", "2", "--process_id", "2"],
          "--process_id must be in [0, --num_processes)"),
-        (["--buffer_size", "100000000000", "--total_timesteps", "400000000000", "--num_seeds", "64"],
-         "the training state needs"),
+        (["--buffer_size", "100000000000", "--total_timesteps", "400000000000", "--num_seeds", "64", "--task",
+          "point_task:make_env"], "the training state needs"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
@@ -111,41 +111,18 @@ def _python_train(argv, run_dir):
     return train(Args(**fields, run_dir=str(run_dir)))
 
 
-@pytest.mark.parametrize("algo", ["tdmpc2", "tdmpc"])
-def test_tiny_run_writes_config_and_metrics(algo, tmp_path, capsys):
-    """TD-MPC2 through the CLI, TD-MPC through the Python entry (the same run either way)."""
-    argv = TINY if algo == "tdmpc2" else TINY_TDMPC
+def test_tiny_tdmpc_run_through_the_python_entry(tmp_path, capsys):
+    """TD-MPC through the Python entry, anakin_tdmpc.train(Args(...)) (TD-MPC2 through the CLI: the reference
+    run of tests/test_run_outputs.py)."""
     run_dir = tmp_path / "run"
-    if algo == "tdmpc2":
-        assert run_main(argv + ["--run_dir", str(run_dir)]) == 0
-    else:
-        result = _python_train(argv, run_dir)
-        assert result.run_dir == str(run_dir)
-        logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        assert result.rows == logged and result.final_eval == logged[-1]["eval/episode_return"]
-    config = json.loads((run_dir / "config.json").read_text())
-    from anakin_tdmpc import __version__
-
-    assert config["version"] == __version__ != "unknown"
-    assert config["args"]["algo"] == algo and config["env"]["action_repeat"] == 2
-    assert config["task"] == "point_task:make_env" and config["env"]["episode_length"] == 20
-    assert config["algo_config"]["latent_dim"] == 16 and config["schedule"]["updates_per_iter"] == 4
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["env_steps"] for r in rows] == [80, 160, 240, 320, 400, 480]
-    assert all(r["sps"] > 0 for r in rows)
-    # episodes last 20 iterations of 4 envs x 2 env steps: they end at 160, 320 and 480 env steps
-    assert [r["env_steps"] for r in rows if "train/episode_return" in r] == [160, 320, 480]
-    evals = [r for r in rows if "eval/episode_return" in r]
-    assert [r["env_steps"] for r in evals] == [240, 480]
-    assert 0 <= evals[-1]["eval/episode_return"] <= 40
-    assert rows[-1]["updates"] == 40 + 4 * (60 - 10)  # pretraining burst, then 4 per iteration
-    algo_metric = "train/pi_scale" if algo == "tdmpc2" else "train/weighted_loss"
-    assert "train/total_loss" in rows[-1] and algo_metric in rows[-1]
-    assert not any(k.startswith("train/_") for k in rows[-1])  # the priorities TD-MPC returns are not logged
+    result = _python_train(TINY_TDMPC, run_dir)
+    assert result.run_dir == str(run_dir)
+    rows = check_tiny_run(run_dir, "tdmpc")
+    assert result.rows == rows and result.final_eval == rows[-1]["eval/episode_return"]
     out = capsys.readouterr().err
     assert "env steps 480/480" in out and "final eval return" in out
     # the same command again is refused: the run dir is taken
-    assert run_main(argv + ["--run_dir", str(run_dir)]) == 2
+    assert run_main(TINY_TDMPC + ["--run_dir", str(run_dir)]) == 2
 
 
 def test_module_entry_point_help_and_error():

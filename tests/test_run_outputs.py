@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import TINY, environment, wandb_history_and_config
+from conftest import TINY, check_tiny_run, environment, run_main, wandb_history_and_config
 
 WALL_CLOCK = ("sps", "time", "eval/time")
 FAKE_KEY = "f" * 8 + "0123456789abcdef0123456789abcdef"  # must never show up in outputs
@@ -205,6 +205,14 @@ def test_disk_full_is_one_line_and_keeps_the_last_complete_checkpoint(runs, what
     meta = reader.read_meta(kept[-1])
     assert len(reader.read_arrays(kept[-1], meta)) == len(meta["manifest"])
     reader.close()
+
+
+def test_tiny_run_writes_config_and_metrics_and_refuses_its_dir_again(runs, capsys):
+    check_tiny_run(runs["reference"], "tdmpc2")
+    assert "env steps 480/480" in runs["reference_run"].stderr
+    capsys.readouterr()
+    assert run_main(runs["args"] + ["--run_dir", runs["reference"]]) == 2
+    assert "already holds" in capsys.readouterr().err
 
 
 def test_summary_table_and_curves(runs):

@@ -19,9 +19,6 @@ def test_seeds_vmapped_equal_single_runs():
     np.testing.assert_allclose(together[1:].T, alone[:, 1:], rtol=1e-2)
     assert max(out["param_rel_diff"]) < 1e-2 < out["seed_rel_diff"], out
     assert len({round(x, 3) for x in together[0]}) == 3  # the three seeds are different runs
-    # (eval returns are not compared: this tiny agent's 40-step balancing episodes flip on one action, so its
-    # returns differ between the two by as much as between seeds)
-    assert np.all(np.isfinite(out["returns_together"]))
 
 
 def test_cli_logs_every_seed_and_resumes(tmp_path, capsys):
