@@ -177,7 +177,7 @@ def test_cartpole_draws_positions_and_velocities_independently():
     velocity a function of a position (balance: of the pole angle)."""
     for task in ("cartpole-balance", "cartpole-swingup"):
         env = make_env(task)
-        data = jax.jit(env.reset, static_argnums=1)(jax.random.key(0), 2048).physics.data
+        data = jax.jit(env.reset, static_argnums=1)(jax.random.key(0), 1024).physics.data
         qpos, qvel = np.asarray(data.qpos), np.asarray(data.qvel)
         assert 0.008 < qvel.std(0).min() < 0.012, task  # 0.01 x N(0, 1)
         for i in range(2):
