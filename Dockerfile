@@ -28,6 +28,7 @@ RUN uv sync --extra cuda --locked --no-install-project
 COPY anakin_tdmpc ./anakin_tdmpc
 COPY benchmarks ./benchmarks
 COPY tests ./tests
+COPY examples ./examples
 RUN uv sync --extra cuda --locked
 
 # `uv run ...` inside the container uses the synced CUDA environment as is (no re-sync, no network)

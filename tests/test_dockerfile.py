@@ -58,7 +58,8 @@ def test_egl_libraries_and_mujoco_gl(steps):
 
 def test_project_files_are_copied_before_the_final_sync(steps):
     copied = " ".join(args_of(steps, "COPY"))
-    for path in ("pyproject.toml", "uv.lock", "README.md", "anakin_tdmpc"):
+    # (tests and examples too: the image runs the test suite, which runs the README's own-env example)
+    for path in ("pyproject.toml", "uv.lock", "README.md", "anakin_tdmpc", "tests", "examples"):
         assert path in copied, path
     for path in ("pyproject.toml", "uv.lock", "README.md"):
         assert (ROOT / path).exists()
