@@ -49,7 +49,7 @@ def _reference(task, ours=None):
         "walker": ("walker", "walk"), "cheetah": ("cheetah", "run"), "hopper": ("hopper", "hop"),
         "pendulum": ("pendulum", "swingup"), "cup": ("ball_in_cup", "catch"), "quadruped": ("quadruped", None),
         "dog": ("dog", None), "cartpole": ("cartpole", None), "acrobot": ("acrobot", None),
-        "point_mass": ("point_mass", None),
+        "point_mass": ("point_mass", None), "reacher": ("reacher", None),
     }.get(task.split("-")[0], (None, None))
 
     if task.startswith("reacher-three"):
@@ -147,6 +147,8 @@ def _sync(physics, qpos, qvel, act, mocap_pos, warmstart):
             physics.data.act[:] = act
         if physics.model.nmocap:
             physics.data.mocap_pos[:] = mocap_pos
+        elif len(mocap_pos):  # dm_control's reacher: its target is a world geom, moved in the model
+            physics.named.model.geom_pos["target", :2] = mocap_pos[0, :2]
 
 
 def _rollout(task, seed=0):

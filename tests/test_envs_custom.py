@@ -60,6 +60,7 @@ EXPECTED_SPECS = {
     "cheetah-run": (17, 6), "cartpole-balance": (5, 1), "cartpole-balance-sparse": (5, 1),
     "cartpole-swingup": (5, 1), "cartpole-swingup-sparse": (5, 1), "cup-catch": (8, 2),
     "acrobot-swingup": (6, 1), "acrobot-swingup-sparse": (6, 1), "point_mass-easy": (4, 2),
+    "reacher-easy": (6, 2), "reacher-hard": (6, 2),
 }
 
 
@@ -108,6 +109,7 @@ _CUP = (F32, F32, F32, F32, 0.35, 0.015)  # as cup-spin: stock, 1 solver iterati
 
 _ACROBOT = (F32, F32, F32, F32, F32, F32)  # RK4 and dm_control's timestep; no contacts
 _POINT_MASS = (F32, F32, F32, F32, F32, F32)  # the same model and timestep
+_REACHER_TWO = (F32, F32, F32, F32, F32, F32)  # dm_control's timestep, eulerdamp and solver; no contacts
 
 PARITY: dict[str, tuple] = {
     # task: (matched free obs, matched free reward, matched resync obs, matched resync reward,
@@ -140,6 +142,8 @@ PARITY: dict[str, tuple] = {
     "acrobot-swingup": _ACROBOT,
     "acrobot-swingup-sparse": _ACROBOT,
     "point_mass-easy": _POINT_MASS,
+    "reacher-easy": _REACHER_TWO,
+    "reacher-hard": _REACHER_TWO,
 }
 """task -> max abs error bounds, in :func:`parity_errors`' order, each with the reason for its size."""
 
@@ -193,3 +197,14 @@ def test_cup_catch_ball_starts_anywhere_free():
     assert -0.2 <= ball[:, 0].min() < -0.15 and 0.15 < ball[:, 0].max() <= 0.2
     assert 0.2 <= ball[:, 1].min() < 0.25 and 0.45 < ball[:, 1].max() <= 0.5
     assert (np.asarray(data._impl.contact.dist) >= 0).all()  # noqa: SLF001 - no draw left touching
+
+
+def test_reacher_first_observation_points_at_the_target():
+    """dm_control places the target before computing the kinematics; playground moved it after `mjx.forward`, so
+    its first `to_target` pointed at the target's old place (the origin)."""
+    env = make_env("reacher-easy").playground_env
+    state = jax.jit(env.reset)(jax.random.key(0))
+    finger = np.asarray(state.data.geom_xpos[env._finger_geom_id, :2])  # noqa: SLF001
+    target = np.asarray(state.data.mocap_pos[env._target_mocap_body_id, :2])  # noqa: SLF001
+    assert 0.05 <= np.linalg.norm(target) <= 0.2
+    np.testing.assert_allclose(np.asarray(state.obs[2:4]), target - finger, atol=1e-6)

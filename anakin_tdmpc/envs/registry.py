@@ -30,8 +30,6 @@ TASKS: dict[str, str] = {
     "humanoid-run": "HumanoidRun",
     "humanoid-stand": "HumanoidStand",
     "humanoid-walk": "HumanoidWalk",
-    "reacher-easy": "ReacherEasy",
-    "reacher-hard": "ReacherHard",
     "swimmer-swimmer6": "SwimmerSwimmer6",
 }
 """Canonical task name -> mujoco_playground ``dm_control_suite`` env name."""
@@ -50,6 +48,8 @@ OUR_TASKS: dict[str, str] = {
     "acrobot-swingup": "suite",
     "acrobot-swingup-sparse": "suite",
     "point_mass-easy": "suite",
+    "reacher-easy": "suite",
+    "reacher-hard": "suite",
     "walker-walk-backwards": "custom",
     "walker-run-backwards": "custom",
     "cheetah-run-backwards": "custom",
@@ -77,7 +77,8 @@ REPLACED: dict[str, str] = {"walker-stand": "WalkerStand", "walker-walk": "Walke
                              "cartpole-balance": "CartpoleBalance", "cartpole-balance-sparse": "CartpoleBalanceSparse",
                              "cartpole-swingup": "CartpoleSwingup", "cartpole-swingup-sparse": "CartpoleSwingupSparse",
                              "cup-catch": "BallInCup", "acrobot-swingup": "AcrobotSwingup",
-                             "acrobot-swingup-sparse": "AcrobotSwingupSparse", "point_mass-easy": "PointMass"}
+                             "acrobot-swingup-sparse": "AcrobotSwingupSparse", "point_mass-easy": "PointMass",
+                             "reacher-easy": "ReacherEasy", "reacher-hard": "ReacherHard"}
 """Our corrected task -> the mujoco_playground env it replaces (whose name is still accepted as an alias)."""
 
 TASK_SOURCES: dict[str, str] = {
@@ -240,6 +241,7 @@ def _load_our_env(name: str) -> Any:
     """Loads (once) our own MJX port of task ``name`` (see :data:`OUR_TASKS`), with ``impl='jax'``."""
     import importlib
 
+    _ensure_mjspec_find_body()  # (the reacher of envs/suite.py builds on playground's)
     module = importlib.import_module(f"anakin_tdmpc.envs.{OUR_TASKS[name]}")
     return module.CUSTOM_TASKS[name]({"impl": "jax"})
 

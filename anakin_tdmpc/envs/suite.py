@@ -62,6 +62,17 @@ Point mass (point_mass-easy), on playground's ``PointMass``:
 
 * the reward reads the state after the step (playground: one whole 20 ms control step stale);
 * unchanged: observation (positions and velocities, already current), reward terms, initial state, 1000 steps.
+
+Reacher (reacher-easy, reacher-hard), on playground's ``Reacher``:
+
+* physics as dm_control's: one 0.02 s step per control step with implicit joint damping (``eulerdamp`` on)
+  and dm_control's solver (100 iterations, 50 line-search steps: the wrist's joint limit is a constraint);
+  playground: four 0.005 s steps, ``eulerdamp`` off, 1 solver iteration;
+* the target is placed before the kinematics are computed, so the first observation's ``to_target`` points
+  at it (playground places it after ``mjx.forward``: the first observation reads the target at the origin);
+* observation and reward read the state after the step;
+* unchanged: the initial joint angles (shoulder uniform in [-pi, pi], wrist uniform in its range) and target
+  draw (radius U(0.05, 0.2), angle U(0, 2 pi)), target sizes (0.05 easy, 0.015 hard), reward, 1000 steps.
 """
 
 from __future__ import annotations
@@ -73,7 +84,8 @@ import jax.numpy as jp
 import mujoco
 from mujoco import mjx
 from mujoco_playground._src import mjx_env
-from mujoco_playground._src.dm_control_suite import acrobot, ball_in_cup, cartpole, cheetah, pendulum, point_mass, walker
+from mujoco_playground._src.dm_control_suite import (acrobot, ball_in_cup, cartpole, cheetah, pendulum, point_mass,
+                                                      reacher, walker)
 
 from anakin_tdmpc.envs.base import initial_state, step_then_observe
 
@@ -204,6 +216,33 @@ class CupCatch(_ObserveAfterStep, ball_in_cup.BallInCup):
         return initial_state(self, data, rng)
 
 
+class Reacher(_ObserveAfterStep, reacher.Reacher):
+    """dm_control's reacher easy / hard: see the module docstring."""
+
+    def __init__(self, target_size: float, config_overrides: dict[str, Any] | None = None):
+        config = reacher.default_config()
+        config.sim_dt = 0.02  # dm_control's timestep: one physics step per control step
+        super().__init__(target_size, config=config, config_overrides=config_overrides)
+        opt = self._mj_model.opt
+        opt.disableflags &= ~int(mujoco.mjtDisableBit.mjDSBL_EULERDAMP)
+        opt.iterations, opt.ls_iterations = 100, 50  # dm_control's defaults
+        self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
+
+    def reset(self, rng: jax.Array) -> mjx_env.State:
+        rng, shoulder_key, wrist_key, angle_key, radius_key = jax.random.split(rng, 5)
+        qpos = jp.zeros(self.mjx_model.nq)
+        qpos = qpos.at[self._shoulder_qposadr].set(jax.random.uniform(shoulder_key, (), minval=-jp.pi, maxval=jp.pi))
+        qpos = qpos.at[self._wrist_qposadr].set(
+            jax.random.uniform(wrist_key, (), minval=self._wrist_lower, maxval=self._wrist_upper))
+        data = mjx_env.make_data(self.mj_model, qpos=qpos, impl=self.mjx_model.impl.value,
+                                 naconmax=self._config.naconmax, njmax=self._config.njmax)
+        angle = jax.random.uniform(angle_key, ()) * 2 * jp.pi
+        radius = jax.random.uniform(radius_key, (), minval=0.05, maxval=0.2)
+        target = radius * jp.array([jp.sin(angle), jp.cos(angle)])
+        data = data.replace(mocap_pos=data.mocap_pos.at[self._target_mocap_body_id, :2].set(target))
+        return initial_state(self, mjx.forward(self.mjx_model, data), rng)
+
+
 def _walker(move_speed: float, overrides: dict[str, Any] | None) -> Walker:
     return Walker(move_speed=move_speed, config=walker.default_config(), config_overrides=overrides)
 
@@ -222,5 +261,7 @@ CUSTOM_TASKS: dict[str, Any] = {
     "acrobot-swingup": lambda o: Acrobot(False, o),
     "acrobot-swingup-sparse": lambda o: Acrobot(True, o),
     "point_mass-easy": lambda o: PointMass(config=point_mass.default_config(), config_overrides=o),
+    "reacher-easy": lambda o: Reacher(reacher.BIG_TARGET, o),
+    "reacher-hard": lambda o: Reacher(reacher.SMALL_TARGET, o),
 }
 """Canonical task name -> ``constructor(config_overrides) -> MjxEnv`` of the corrected dm_control tasks."""
