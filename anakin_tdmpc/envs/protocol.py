@@ -16,6 +16,11 @@ class EnvError(ValueError):
     """A task that cannot be trained: an unknown name, or an env that breaks the protocol (one-line message)."""
 
 
+def is_positive_int(value: Any) -> bool:
+    """An integer >= 1 (numpy's included; not a bool)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 1
+
+
 def check_env(name: str, env: Any) -> None:
     """EnvError (one line naming the field) unless ``env`` follows the protocol of :func:`register`.
     Traces ``reset`` and ``step`` abstractly (``jax.eval_shape``): nothing is compiled or run."""
@@ -30,7 +35,7 @@ def check_env(name: str, env: Any) -> None:
     sizes = {}
     for attr in ("observation_size", "action_size"):
         value = getattr(env, attr, None)
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        if not is_positive_int(value):
             fail(f"{attr} must be a positive int (flat vectors), got {value!r}")
         sizes[attr] = int(value)
     dt = getattr(env, "dt", None)

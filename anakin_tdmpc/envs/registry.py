@@ -11,13 +11,12 @@ underscore/hyphen variants (``point-mass-easy``) and playground env names
 from __future__ import annotations
 
 import functools
-import numbers
 import re
 from typing import Any, Callable
 
 import jax
 
-from anakin_tdmpc.envs.protocol import EnvError, check_env
+from anakin_tdmpc.envs.protocol import EnvError, check_env, is_positive_int
 from anakin_tdmpc.envs.wrapper import Env
 
 TASKS: dict[str, str] = {
@@ -131,8 +130,10 @@ def canonical_task_name(name: str) -> str:
         UnknownTaskError: if ``name`` is not a supported task, or names a version other than ``-v0``; the
             one-line message lists the valid canonical names.
     """
-    if isinstance(name, str) and (name in _REGISTERED or ":" in name):
-        return _import_task(name) if name not in _REGISTERED else name
+    if isinstance(name, str) and name in _REGISTERED:
+        return name
+    if isinstance(name, str) and ":" in name:
+        return _import_task(name)
     version = _VERSION_SUFFIX.search(name.strip()) if isinstance(name, str) else None
     if version and version.group(1) not in _VERSIONS:
         known = _LOOKUP.get(_normalise(name))
@@ -218,7 +219,7 @@ def _ensure_mjspec_find_body() -> None:
 
 def _positive_int(what: str, value: Any) -> int:
     """Returns ``value`` as a Python int, or raises a one-line ValueError unless it is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if not is_positive_int(value):
         raise ValueError(f"{what} must be an integer >= 1, got {value!r}")
     return int(value)
 
@@ -258,7 +259,7 @@ def _load_registered(name: str) -> Any:
 
 
 def _load_env(name: str) -> Any:
-    """The single-environment MJX env of canonical task ``name``, from playground or ours."""
+    """The single-environment env of canonical task ``name``: playground's, ours, or yours (checked)."""
     if name in TASKS:
         return _load_playground_env(TASKS[name])
     if name in _REGISTERED:
@@ -333,11 +334,10 @@ def make_env(task: str, action_repeat: int = 2, episode_length: int | None = Non
         episode_length = default_episode_length(action_repeat)
     episode_length = _positive_int("episode_length", episode_length)
 
+    playground_env = _load_env(name)
     if name in TASKS:
-        playground_env = _load_playground_env(TASKS[name])
         obs_dim, action_dim = _spec(TASKS[name])
     else:
-        playground_env = _load_registered(name) if name in _REGISTERED else _load_our_env(name)
         obs_dim, action_dim = int(playground_env.observation_size), int(playground_env.action_size)
     _model_to_local_device(playground_env)
     mj_model = getattr(playground_env, "mj_model", None)
