@@ -44,6 +44,8 @@ def build(args: config.Args, num_devices: int = 1, run_seed_steps: Optional[int]
     schedule = config.make_schedule(args, episode_length, cfg.horizon, run_seed_steps)
     # everything that can be checked is checked before the (slow, noisy) env load
     env = envs.make_env(args.task, action_repeat=args.action_repeat, episode_length=episode_length)
+    if hasattr(cfg, "episodic"):  # the algorithm's episodic pieces follow the task (e.g. TD-MPC2's termination head)
+        cfg = dataclasses.replace(cfg, episodic=env.episodic)
     agent = agent_cls(dataclasses.replace(cfg, batch_size=cfg.batch_size // num_devices), env.obs_dim,
                       env.action_dim, env.episode_length, axis_name=parallel.AXIS if num_devices > 1 else None)
     loop = fused.FusedLoop(

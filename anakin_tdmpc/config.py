@@ -42,7 +42,7 @@ class Args:
     latent 50, 100 on humanoid)"""
     action_repeat: Optional[int] = None
     """times each action is repeated in the env (default: the algorithm's: 2 for tdmpc2; for tdmpc per task as
-    its paper: cartpole 8, walker / finger / humanoid / dog 2, others 4)"""
+    its paper: cartpole 8, walker / finger / humanoid / dog 2, others 4; brax/* tasks: 1)"""
     episode_length: Optional[int] = None
     """agent steps per episode (default: 1000 control steps / action_repeat, e.g. 500 at action repeat 2)"""
     seed_steps: Optional[int] = None
@@ -286,13 +286,19 @@ def _domain(task: str) -> str:
     return domain(task)
 
 
+def _task_action_repeat(task: str) -> Optional[int]:
+    from anakin_tdmpc.envs.registry import task_action_repeat
+
+    return task_action_repeat(task)
+
+
 def resolve_args(args: Args) -> Args:
     """Fill the flags whose default (None) depends on the algorithm and task: action repeat and batch size.
     Seed steps depend on the episode length and env count: see make_schedule."""
     agent = agent_class(args.algo)
     values = {}
     if args.action_repeat is None:
-        values["action_repeat"] = agent.default_action_repeat(_domain(args.task))
+        values["action_repeat"] = _task_action_repeat(args.task) or agent.default_action_repeat(_domain(args.task))
     if args.batch_size is None:
         values["batch_size"] = agent.base_config(_domain(args.task), args).batch_size
     return dataclasses.replace(args, **values) if values else args

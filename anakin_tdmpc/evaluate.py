@@ -156,8 +156,7 @@ def _videos(run_dir: str, env, step: int, result) -> list[str]:
         return []
     recorder = VideoRecorder(env.render_model, 1.0 / env.control_dt, lambda m: print(m, file=sys.stderr))
     try:
-        path = recorder.record(os.path.join(run_dir, "videos", f"eval_{step}.mp4"), result.qpos, result.mocap_pos,
-                               result.mocap_quat)
+        path = recorder.record(os.path.join(run_dir, "videos", f"eval_{step}.mp4"), *result.first_episode_frames())
     finally:
         recorder.close()
     return [path] if path else []

@@ -1,7 +1,8 @@
-"""Env-step throughput of our own MJX ports (TD-MPC2's custom tasks, quadruped, dog).
+"""Env-step throughput of our own MJX ports (TD-MPC2's custom tasks, quadruped, dog) and brax's MJX tasks.
 
     uv run python -m benchmarks.envs                                  # every task in OUR_TASKS, N = 256
     uv run python -m benchmarks.envs --tasks quadruped-run dog-walk --num_envs 256
+    uv run python -m benchmarks.envs --tasks brax/hopper brax/ant     # brax's tasks (not in the default set)
 
 For each task, N single-task envs (one env step = one control step, i.e. action repeat 1) are reset
 with ``vmap`` and stepped with uniformly random actions by a jitted ``lax.scan`` of ``--steps`` vmapped
@@ -26,7 +27,8 @@ import jax
 import numpy as np
 import tyro
 
-from anakin_tdmpc.envs import OUR_TASKS, make_env
+from anakin_tdmpc.envs import OUR_TASKS, TASK_SOURCES, make_env
+from anakin_tdmpc.envs.brax_tasks import BRAX_TASKS
 
 RESULTS = Path(__file__).parent / "results" / "envs.json"
 
@@ -36,7 +38,7 @@ class EnvBench:
     """Env-steps/s of our MJX ports at N parallel envs."""
 
     tasks: tuple[str, ...] = ()
-    """tasks to measure (default: every task in OUR_TASKS)"""
+    """tasks to measure (default: every task in OUR_TASKS; brax/<name> tasks on request)"""
     num_envs: int = 256
     """N, the number of vmapped envs"""
     steps: int = 50
@@ -79,7 +81,7 @@ def measure(task: str, num_envs: int, steps: int, repeats: int) -> dict:
     rates = num_envs * steps / np.asarray(times)
     return {
         "task": task,
-        "module": OUR_TASKS[task],
+        "module": OUR_TASKS.get(task, TASK_SOURCES[task]),
         "num_envs": num_envs,
         "steps": steps,
         "ctrl_dt": float(env.dt),
@@ -108,9 +110,10 @@ def table(rows: list[dict]) -> str:
 
 def main(bench: EnvBench) -> list[dict]:
     tasks = list(bench.tasks) or sorted(OUR_TASKS)
-    unknown = sorted(set(tasks) - set(OUR_TASKS))
+    unknown = sorted(set(tasks) - set(OUR_TASKS) - set(BRAX_TASKS))
     if unknown:
-        raise SystemExit(f"not one of our ports: {unknown}; choose from {sorted(OUR_TASKS)}")
+        raise SystemExit(f"not one of our ports or brax's tasks: {unknown}; choose from "
+                         f"{sorted(OUR_TASKS) + sorted(BRAX_TASKS)}")
     previous = json.loads(bench.out.read_text()) if bench.out.exists() else {}
     results = previous.get("tasks", {})
     rows = []

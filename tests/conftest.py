@@ -170,7 +170,8 @@ class PointEnv:
         reward = -jnp.abs(pos)
         steps, ret = state.episode_step + 1, state.episode_return + reward
         done = steps >= self.episode_length
-        out = StepOut(reward, done, self._obs(pos, steps), ret, steps)
+        out = StepOut(reward=reward, done=done, final_obs=self._obs(pos, steps), terminated=jnp.zeros_like(done),
+                      final=done, episode_return=ret, episode_length=steps)
         pos = jnp.where(done, 0.5, pos)
         steps = jnp.where(done, 0, steps)
         state = EnvState(pos, self._obs(pos, steps), steps, jnp.where(done, 0.0, ret), state.rng)

@@ -38,3 +38,18 @@ class Point:
 
 def make_env():
     return Point()
+
+
+class FallingPoint(Point):
+    """The point task with terminations: the episode ends (terminated, not truncated) once the point leaves
+    [-1.5, 1.5]; `episodic = True` says so to the trainer."""
+
+    episodic = True
+
+    def step(self, state, action):
+        state = super().step(state, action)
+        return state._replace(done=(jnp.abs(state.physics[0]) >= 1.5).astype(jnp.float32))
+
+
+def make_episodic_env():
+    return FallingPoint()

@@ -42,8 +42,11 @@ def _params(tasks):
 
 def test_new_tasks_are_registered_with_their_source():
     assert set(TASKS) & set(OUR_TASKS) == set()
-    assert set(TASK_SOURCES) == set(TASKS) | set(OUR_TASKS)
+    from anakin_tdmpc.envs.brax_tasks import BRAX_TASKS
+
+    assert set(TASK_SOURCES) == set(TASKS) | set(OUR_TASKS) | set(BRAX_TASKS)
     assert {TASK_SOURCES[t] for t in OUR_TASKS} == {"ours"} and {TASK_SOURCES[t] for t in TASKS} == {"playground"}
+    assert {TASK_SOURCES[t] for t in BRAX_TASKS} == {"brax"}
     for task in OUR_TASKS:
         assert canonical_task_name(task) == task
         assert canonical_task_name(f"dm_control/{task}-v0") == task

@@ -42,7 +42,8 @@ def test_schedule_of_seeding_pretraining_and_updates(built):
     assert np.all(np.isfinite(jax.tree.leaves(stats.update_sums)))
     assert int(carry.agent_steps) == 60
     buf = carry.buffer
-    assert int(buf.size) == 15 and int(buf.pointer) == 15
+    np.testing.assert_array_equal(np.asarray(buf.size), 15)
+    np.testing.assert_array_equal(np.asarray(buf.pointer), 15)
     np.testing.assert_array_equal(buf.episode_step[:15], np.repeat(np.arange(15)[:, None], 4, 1))
     # planned (non-seeding) iterations have a warm start; it is cleared when episodes end (step 20)
     assert float(jnp.abs(carry.plan_mean).sum()) > 0
@@ -50,6 +51,12 @@ def test_schedule_of_seeding_pretraining_and_updates(built):
     assert int(stats.episodes) == 4 and np.isfinite(stats.return_sum)
     np.testing.assert_array_equal(carry.plan_mean, 0.0)
     np.testing.assert_array_equal(carry.env_state.episode_step, 0)
+    # each episode's last observation is stored after its last transition (a final row at step 20), not
+    # terminal: the point task only runs into its time limit
+    buf = carry.buffer
+    np.testing.assert_array_equal(np.asarray(buf.pointer), 21)
+    np.testing.assert_array_equal(buf.episode_step[:21], np.repeat(np.arange(21)[:, None], 4, 1))
+    assert not np.any(buf.terminal)
     np.testing.assert_allclose(float(stats.return_sum) / 4, float(np.mean(carry.last_return)), rtol=1e-5)
 
 

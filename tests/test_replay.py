@@ -103,13 +103,13 @@ def brute_force_valid(state, seq_len):
     """Reference validity mask [T, N] computed by walking every window in numpy."""
     steps = np.asarray(state.episode_step)
     num_rows, num_envs = steps.shape
-    size, pointer = int(state.size), int(state.pointer)
-    oldest = (pointer - size) % num_rows
     valid = np.zeros((num_rows, num_envs), bool)
-    for offset in range(size - seq_len + 1):
-        rows = (oldest + offset + np.arange(seq_len)) % num_rows
-        window = steps[rows]  # [L, N]
-        valid[rows[0]] = np.all(np.diff(window, axis=0) == 1, axis=0)
+    for env in range(num_envs):
+        size, pointer = int(state.size[env]), int(state.pointer[env])
+        oldest = (pointer - size) % num_rows
+        for offset in range(size - seq_len + 1):
+            rows = (oldest + offset + np.arange(seq_len)) % num_rows
+            valid[rows[0], env] = np.all(np.diff(steps[rows, env]) == 1)
     return valid
 
 
@@ -120,8 +120,8 @@ def brute_force_valid(state, seq_len):
 
 def test_rows_for_and_memory_bytes():
     assert replay.rows_for(1_000_000, 16, 4) == 62_500
-    # 62_500 rows * 16 envs * (4 * (24 + 6) + 4 + 4) bytes + 2 int32 scalars.
-    assert replay.memory_bytes(1_000_000, 16, 24, 6, 4) == 128_000_008
+    # 62_500 rows * 16 envs * (4 * (24 + 6) + 4 + 4 + 1) bytes + an int32 pointer and size per env.
+    assert replay.memory_bytes(1_000_000, 16, 24, 6, 4) == 129_000_128
     assert replay.rows_for(1_000_001, 16, 4) == 62_501  # ceil
     assert replay.rows_for(5, 8, 4) == 4  # at least seq_len rows
     assert replay.rows_for(7, 1, 4) == 7
@@ -137,7 +137,8 @@ def test_init_shapes_and_dtypes():
     assert state.episode_step.shape == (34, 3) and state.episode_step.dtype == jnp.int32
     assert np.all(np.asarray(state.episode_step) == -1)
     assert state.pointer.dtype == jnp.int32 and state.size.dtype == jnp.int32
-    assert int(state.pointer) == 0 and int(state.size) == 0
+    assert state.pointer.shape == state.size.shape == (3,)
+    assert not np.any(state.pointer) and not np.any(state.size) and not np.any(state.terminal)
     assert int(replay.num_valid_windows(state, 4)) == 0
 
 
@@ -147,8 +148,8 @@ def test_add_writes_row_and_wraps():
     add = jax.jit(replay.add)
     for t in range(6):
         state = add(state, *synthetic_row(t, ep_lens, phases))
-        assert int(state.pointer) == (t + 1) % 4
-        assert int(state.size) == min(t + 1, 4)
+        np.testing.assert_array_equal(state.pointer, [(t + 1) % 4] * 2)
+        np.testing.assert_array_equal(state.size, [min(t + 1, 4)] * 2)
     # Rows hold t = 4, 5, 2, 3 after wrapping.
     np.testing.assert_array_equal(np.asarray(state.obs[:, 0, 1]), [4, 5, 2, 3])
     np.testing.assert_array_equal(np.asarray(state.obs[:, 1, 0]), [1, 1, 1, 1])
@@ -164,7 +165,7 @@ def test_add_is_in_place_when_donated():
     assert "input_output_alias" in compiled.as_text()  # outputs alias the donated inputs
     new_state = add(state, *row)
     assert state.obs.is_deleted()  # the donated buffer was consumed, not copied
-    assert int(new_state.size) == 1
+    np.testing.assert_array_equal(new_state.size, [1, 1, 1])
 
 
 def test_num_valid_windows_matches_brute_force():
@@ -213,7 +214,8 @@ def test_sample_inside_scan_that_adds():
     for step in range(seq_len - 1, 45):
         batch = jax.tree.map(lambda x: x[step], batches)
         check_windows(batch, step + 1, 20)
-    assert int(state.size) == 20 and int(state.pointer) == 45 % 20
+    np.testing.assert_array_equal(state.size, [20] * 3)
+    np.testing.assert_array_equal(state.pointer, [45 % 20] * 3)
 
 
 # ---------------------------------------------------------------------------
@@ -385,8 +387,8 @@ def test_vmap_over_two_buffers():
     phases = jnp.array([[0, 2, 5], [0, 1, 2]], jnp.int32)
     num_active = jnp.array([13, 37], jnp.int32)
     states = jax.vmap(lambda s, e, p, a: fill(s, 40, e, p, a))(states, ep_lens, phases, num_active)
-    np.testing.assert_array_equal(np.asarray(states.size), [13, 20])
-    np.testing.assert_array_equal(np.asarray(states.pointer), [13, 37 % 20])
+    np.testing.assert_array_equal(np.asarray(states.size), [[13] * 3, [20] * 3])
+    np.testing.assert_array_equal(np.asarray(states.pointer), [[13] * 3, [37 % 20] * 3])
 
     keys = jax.random.split(jax.random.key(0), 2)
     batches = jax.jit(jax.vmap(lambda s, k: replay.sample(s, k, 3000, seq_len)))(states, keys)
@@ -431,7 +433,7 @@ def test_prioritized_init_memory_and_uniform_layout():
     assert not replay.is_prioritized(uniform)
     assert replay.update_priorities(uniform, jnp.zeros(2, jnp.int32), jnp.zeros(2, jnp.int32), jnp.ones(2)) is uniform
     # one float32 priority per (row, env) plus the max_priority scalar
-    assert replay.memory_bytes(1_000_000, 16, 24, 6, 4, prioritized=True) == 128_000_008 + 62_500 * 16 * 4 + 4
+    assert replay.memory_bytes(1_000_000, 16, 24, 6, 4, prioritized=True) == 129_000_128 + 62_500 * 16 * 4 + 4
     # uniform batches carry their starts and unit weights
     batch = sample_jit(make_filled(300, 3, 4, 50), jax.random.key(0), batch_size=32, seq_len=4)
     assert batch.env.dtype == jnp.int32 and batch.row.dtype == jnp.int32
@@ -608,3 +610,63 @@ def test_prioritized_sampling_in_a_scan_with_updates():
         check_windows(jax.tree.map(lambda x: x[i], batches), i + 3, 20)
     # the last row entered before step 29's priorities were written: at step 28's, the largest stored then
     assert float(state.max_priority) == pytest.approx(28 + replay.PRIORITY_EPS)
+
+
+# ---------------------------------------------------------------------------
+# Episode ends: final rows and terminal flags.
+# ---------------------------------------------------------------------------
+
+
+def test_final_row_follows_the_last_transition():
+    """An env whose episode ends writes its transition and then a final row (final obs, step + 1, terminal
+    flag); the other env writes one row; each pointer advances by what its env wrote."""
+    state = replay.init(16, 2, OBS_DIM, ACT_DIM, 3)  # T = 8
+    obs, action, reward, step = synthetic_row(4, jnp.array([NO_RESET, NO_RESET]), jnp.zeros(2, jnp.int32))
+    final_obs = jnp.full((2, OBS_DIM), 7.0)
+    state = replay.add(state, obs, action, reward, step, None, final_obs, jnp.array([True, False]),
+                       jnp.array([True, True]))
+    np.testing.assert_array_equal(state.pointer, [2, 1])
+    np.testing.assert_array_equal(state.size, [2, 1])
+    np.testing.assert_array_equal(state.obs[:2, 0], [obs[0], final_obs[0]])
+    np.testing.assert_array_equal(state.episode_step[:2, 0], [4, 5])
+    np.testing.assert_array_equal(state.action[1, 0], [0.0, 0.0])
+    assert float(state.reward[1, 0]) == 0.0
+    np.testing.assert_array_equal(state.terminal[:, 0], [False, True] + [False] * 6)
+    # env 1 did not end: its terminated flag is ignored and its second row never written
+    assert not np.any(state.terminal[:, 1]) and int(state.episode_step[1, 1]) == -1
+
+
+def run_episodes(lengths, terminates, num_rows_capacity, seq_len=4):
+    """One env living through episodes of the given lengths (each ends terminated or by time limit), as the
+    fused loop writes them: obs[..., 1] numbers the episode, obs[..., 2] the step, final rows obs[..., 3] = 1."""
+    state = replay.init(num_rows_capacity, 1, OBS_DIM, ACT_DIM, seq_len)
+    for episode, (length, term) in enumerate(zip(lengths, terminates)):
+        for step in range(length):
+            obs = jnp.array([[0.0, episode, step, 0.0]])
+            done = step == length - 1
+            final_obs = jnp.array([[0.0, episode, step + 1, 1.0]])
+            state = replay.add(state, obs, jnp.ones((1, ACT_DIM)), jnp.array([1.0]), jnp.array([step]), seq_len,
+                               final_obs, jnp.array([done]), jnp.array([done and term]))
+    return state
+
+
+def test_windows_end_at_a_terminal_step_and_never_cross_it():
+    seq_len = 4
+    lengths = [5, 3, 9, 4, 6, 3]
+    terminates = [True, False, True, True, False, True]
+    state = run_episodes(lengths, terminates, 200, seq_len)
+    assert int(state.size[0]) == sum(lengths) + len(lengths)  # every episode's final row stored
+    # valid starts per episode of length n (n + 1 rows): n + 1 - (seq_len - 1)
+    assert int(replay.num_valid_windows(state, seq_len)) == sum(n + 2 - seq_len for n in lengths)
+    batch = jax.jit(replay.sample, static_argnums=(2, 3))(state, jax.random.key(0), 2000, seq_len)
+    obs, term = np.asarray(batch.obs), np.asarray(batch.terminated)
+    episode = obs[..., 1]
+    assert np.all(episode == episode[0])  # one episode per window
+    np.testing.assert_array_equal(np.diff(obs[..., 2], axis=0), 1)  # consecutive steps
+    assert not np.any(obs[:-1, :, 3])  # a final row is only ever a window's last observation
+    ends = obs[-1, :, 3] == 1
+    assert ends.any()  # the last transition of an episode is sampled
+    # terminated is 1 exactly at a window's last transition whose next observation ended a terminating episode
+    ends_terminal = ends & np.asarray(terminates)[episode[0].astype(int)]
+    np.testing.assert_array_equal(term[-1], ends_terminal.astype(np.float32))
+    assert not np.any(term[:-1]) and ends_terminal.any() and (ends & ~ends_terminal).any()

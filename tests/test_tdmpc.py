@@ -267,11 +267,35 @@ def test_fused_loop_with_prioritized_replay():
     assert int(carry.agent_steps) == 96 and int(carry.agent.updates) == 40 + 14 * 4
     assert "weighted_loss" in stats.update_sums
     assert int(stats.episodes) == 4 and np.all(np.isfinite(jax.tree.leaves(stats.update_sums)))
-    priority = np.asarray(carry.buffer.priority[:24])
+    # 24 iterations, one 20-step episode each (+ its final row): rows 0..24 of every env written
+    np.testing.assert_array_equal(carry.buffer.pointer, [25] * 4)
+    priority = np.asarray(carry.buffer.priority[:25])
     written = priority[priority != 1.0]
     assert written.size > 0 and np.all(written > 0)  # TD errors written back where starts were sampled
     # the newest row entered at the largest priority of the starts valid then (never above the stored max)
-    np.testing.assert_array_equal(priority[23], float(carry.buffer.max_priority))
+    np.testing.assert_array_equal(priority[24], float(carry.buffer.max_priority))
     assert float(carry.buffer.max_priority) <= priority.max()
     returns = loop.evaluate(carry.agent, jax.random.key(5), 2, carry.agent_steps)
     assert returns.shape == (2,) and bool(jnp.all(returns <= 0))
+
+
+def test_td_target_does_not_bootstrap_past_a_terminal_observation():
+    """Target Qs fixed at 3 (online Qs 0 at init): the TD target is r + 0.99 * 3, or r alone where the next
+    observation is terminal; the value loss (sum over the two Qs of (0 - target)^2, rho-weighted) shows it."""
+    cfg, algo, update = TINY, ALGO, UPDATE
+    agent = algo.init(jax.random.key(0))
+    qs = agent.target["qs"]
+    last = sorted(k for k in qs if k.startswith("Dense"))[-1]
+    qs = {**qs, last: {**qs[last], "bias": jnp.full_like(qs[last]["bias"], 3.0)}}
+    agent = agent._replace(target={**agent.target, "qs": qs})
+    batch = random_batch(jax.random.key(1), cfg)
+    terminated = np.zeros(batch.reward.shape, np.float32)
+    terminated[-1, ::2] = 1.0  # every other window ends in a terminal state
+    rho = (0.5 ** np.arange(cfg.horizon))[:, None]
+    target = np.asarray(batch.reward) + 0.99 * 3.0 * (1 - terminated)
+    _, metrics, _ = update(agent, batch._replace(terminated=jnp.asarray(terminated)), jax.random.key(2))
+    assert float(metrics["value_loss"]) == pytest.approx((rho * 2 * target**2).sum(0).mean(), rel=1e-5)
+    # no terminal flag at all: bit for bit the update of a batch without flags
+    plain = update(agent, batch, jax.random.key(2))
+    zeros = update(agent, batch._replace(terminated=jnp.zeros_like(batch.reward)), jax.random.key(2))
+    assert all(bool(jnp.all(x == y)) for x, y in zip(jax.tree.leaves(plain), jax.tree.leaves(zeros)))

@@ -267,3 +267,91 @@ def test_policy_loss_and_running_scale_by_hand():
     rho = jnp.array([1.0, 0.5])
     # step 0: -(0.1 * 2 + 6 / 2) = -3.2; step 1: -(0.1 * 5 + 2 / 2) = -1.5, x 0.5; mean over steps
     assert float(policy_loss(q, entropy, jnp.float32(2.0), 0.1, rho)) == pytest.approx((-3.2 - 0.75) / 2)
+
+
+# ------------------------------------------------------------------- terminations (episodic tasks)
+
+
+def test_td_target_does_not_bootstrap_past_a_terminal_observation():
+    algo = TDMPC2(dataclasses.replace(TINY, num_q=2), 5, 2, 500)  # discount 0.99
+    agent = algo.init(jax.random.key(0))
+    target_qs = _q_at_bins(agent.target_qs, [60, 55])  # min of the two: e - 1
+    reward = jnp.array([[0.5, -1.0], [2.0, 0.0], [0.0, 3.0]])  # [H, B]
+    terminated = jnp.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    next_z = jax.random.normal(jax.random.key(1), (3, 2, 16))
+    td = algo.td_target(agent.params, target_qs, next_z, reward, jax.random.key(2), terminated)
+    expected = np.asarray(reward) + 0.99 * (np.e - 1) * (1 - np.asarray(terminated))
+    np.testing.assert_allclose(td, expected, rtol=1e-5)
+    assert float(td[2, 0]) == 0.0 and float(td[1, 1]) == 0.0  # the target at a terminal transition: its reward
+
+
+def test_termination_loss_by_hand():
+    from anakin_tdmpc.agents.tdmpc2 import termination_loss
+
+    logits = jnp.array([[0.0, 2.0], [-1.0, 30.0]])
+    terminated = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    # -log sigmoid(0) = log 2; -log(1 - sigmoid(2)) = log(1 + e^2); -log(1 - sigmoid(-1)) = log(1 + e^-1);
+    # -log sigmoid(30) = log(1 + e^-30)
+    expected = (np.log(2) + np.log1p(np.e**2) + np.log1p(np.e**-1) + np.log1p(np.e**-30)) / 4
+    assert float(termination_loss(logits, terminated)) == pytest.approx(expected, rel=1e-6)
+    assert float(termination_loss(jnp.array([-100.0, 100.0]), jnp.array([0.0, 1.0]))) == pytest.approx(0.0, abs=1e-6)
+
+
+def _bitwise_equal(a, b):
+    return all(bool(jnp.all(x == y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_update_with_no_terminal_flag_is_bit_for_bit_the_unmasked_one():
+    """Where nothing terminates (DMC), the terminal mask multiplies by exactly 1: the update equals, bit for bit,
+    the update of a batch without terminal flags (as every batch was before terminations existed)."""
+    algo = TDMPC2(TINY, 5, 2, 500)
+    agent = algo.init(jax.random.key(0))
+    batch = random_batch(jax.random.key(1), TINY)
+    update = jax.jit(algo.update)
+    unmasked = update(agent, batch, jax.random.key(2))
+    masked = update(agent, batch._replace(terminated=jnp.zeros_like(batch.reward)), jax.random.key(2))
+    assert _bitwise_equal(unmasked, masked)
+
+
+def test_episodic_update_learns_the_termination_head():
+    cfg = dataclasses.replace(TINY, episodic=True, lr=1e-3)
+    algo = TDMPC2(cfg, 5, 2, 500)
+    agent = algo.init(jax.random.key(0))
+    assert "termination" in agent.params and "termination" in layers.model_part(agent.params)
+    # the other heads start as a task without one does
+    plain = TDMPC2(TINY, 5, 2, 500).init(jax.random.key(0))
+    assert _bitwise_equal({k: v for k, v in agent.params.items() if k != "termination"}, plain.params)
+    batch = random_batch(jax.random.key(1), cfg)
+    terminated = (batch.reward > 0.8).astype(jnp.float32)  # some windows end terminal
+    batch = batch._replace(terminated=terminated.at[:-1].set(0.0))
+    update = jax.jit(algo.update)
+    agent, m0, _ = update(agent, batch, jax.random.key(2))
+    assert float(m0["total_loss"]) == pytest.approx(
+        20 * float(m0["consistency_loss"]) + 0.1 * float(m0["reward_loss"]) + 0.1 * float(m0["value_loss"])
+        + float(m0["termination_loss"]), rel=1e-5)
+    for _ in range(40):
+        agent, m, _ = update(agent, batch, jax.random.key(2))
+    assert float(m["termination_loss"]) < 0.5 * float(m0["termination_loss"])
+
+
+def _termination_always(params, logit):
+    last = params["termination"]["Dense_0"]
+    head = {"kernel": jnp.zeros_like(last["kernel"]), "bias": jnp.full_like(last["bias"], logit)}
+    return {**params, "termination": {**params["termination"], "Dense_0": head}}
+
+
+def test_planning_value_stops_at_a_predicted_termination():
+    episodic = TDMPC2(dataclasses.replace(TINY, episodic=True), 5, 2, 500)
+    plain = TDMPC2(TINY, 5, 2, 500)
+    agent = episodic.init(jax.random.key(0))
+    # non-zero reward and Q heads, so that masking shows
+    params = jax.tree.map(lambda x: x + 0.05 * jax.random.normal(jax.random.key(3), x.shape), agent.params)
+    z = jax.random.normal(jax.random.key(4), (6, 16))
+    actions = jax.random.uniform(jax.random.key(5), (3, 6, 2), minval=-1, maxval=1)
+    never = episodic.estimate_value(_termination_always(params, -50.0), z, actions, jax.random.key(6))
+    np.testing.assert_array_equal(never, plain.estimate_value(params, z, actions, jax.random.key(6)))
+    # terminal from the first predicted latent on: only the reward of the step into it counts
+    always = episodic.estimate_value(_termination_always(params, 50.0), z, actions, jax.random.key(6))
+    first_reward = episodic.scalar(episodic.reward_logits(params, z, actions[0]))
+    np.testing.assert_allclose(always, first_reward, rtol=1e-6)
+    assert not np.allclose(never, always)

@@ -223,9 +223,9 @@ def select_members(params, idx: jax.Array):
 
 
 def model_part(params: dict) -> dict:
-    """The world model's parameters (encoder, dynamics, reward, Q-functions): what the model optimiser
-    updates; the policy has its own."""
-    return {k: params[k] for k in ("encoder", "dynamics", "reward", "qs")}
+    """The world model's parameters (encoder, dynamics, reward, Q-functions, and a termination head where
+    there is one): what the model optimiser updates; the policy has its own."""
+    return {k: params[k] for k in ("encoder", "dynamics", "reward", "qs", "termination") if k in params}
 
 
 def latent_rollout(z: jax.Array, actions: jax.Array, dynamics) -> list:

@@ -10,7 +10,9 @@
   learning     one update = model losses (consistency against the *target* encoder, reward MSE, value MSE
                against a TD target from min(target Q1, Q2)) on a latent rollout of H = 5 steps with rho^t
                weights and importance weights from prioritized replay, then the policy loss
-               -min(Q1, Q2)(z_t, pi(z_t)) on the detached rollout, then (every 2 updates) the EMA target
+               -min(Q1, Q2)(z_t, pi(z_t)) on the detached rollout, then (every 2 updates) the EMA target;
+               in tasks that terminate, the TD target does not bootstrap past a terminal observation
+               (the official TD-MPC knows no terminations; its planner has no termination model here either)
 
 The class `TDMPC` satisfies the agent contract of agents/base.py, as `TDMPC2` does, so the fused loop runs
 either without knowing which. TD-MPC also declares `prioritization = Prioritization(alpha 0.6, beta 0.4)`:
@@ -354,7 +356,10 @@ class TDMPC:
         next_z_target = self.encode(target, batch.obs[1:])
         next_z = self.encode(params, batch.obs[1:])
         next_q = self.q(target["qs"], next_z, self.pi(params["pi"], next_z, k_td))
-        td_target = jax.lax.stop_gradient(batch.reward + self.discount * jnp.min(next_q, axis=0))  # [H, B]
+        bootstrap = jnp.min(next_q, axis=0)  # [H, B]
+        if batch.terminated is not None:  # no bootstrap past a terminal observation (episodic tasks)
+            bootstrap = (1.0 - batch.terminated) * bootstrap
+        td_target = jax.lax.stop_gradient(batch.reward + self.discount * bootstrap)
         next_z_target = jax.lax.stop_gradient(next_z_target)
 
         def model_loss(model_params):

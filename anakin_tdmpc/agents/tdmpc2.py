@@ -6,6 +6,10 @@
                 with `num_pi_trajs` trajectories proposed by the policy prior
   learning      one update = model losses (consistency, reward, value) on a latent rollout of H steps,
                 then the policy loss on the detached rollout, then a Polyak step of the target Qs
+  episodic      tasks that terminate (`episodic`, set by the task): a termination head T(z) (logit) with a
+                binary cross-entropy loss on the rollout's latents, and planning that stops counting reward
+                and the terminal Q once T predicts termination; TD targets never bootstrap past a terminal
+                observation (in every task; DMC never terminates)
 
 The class `TDMPC2` satisfies the agent contract of agents/base.py: its config, presets and per-task
 defaults, then `init`, `act` (for a batch of N observations) and `update`, all pure functions of arrays;
@@ -71,6 +75,7 @@ class TDMPC2Config:
     reward_coef: float = 0.1
     value_coef: float = 0.1
     entropy_coef: float = 1e-4
+    termination_coef: float = 1.0
     scale_tau: float = 0.01
     # planning
     horizon: int = 3
@@ -88,6 +93,8 @@ class TDMPC2Config:
     discount_denom: float = 5.0
     discount_min: float = 0.95
     discount_max: float = 0.995
+    # the task terminates (set from the task, not a flag): termination head, its loss, masked planning value
+    episodic: bool = False
 
     def validate(self) -> "TDMPC2Config":
         """ConfigError for a setting the algorithm cannot run with; else the config itself."""
@@ -124,6 +131,12 @@ def consistency_loss(pred: list, target: jax.Array, rho: jax.Array) -> jax.Array
     for t, z in enumerate(pred):
         total = total + rho[t] * jnp.mean((z - target[t]) ** 2)
     return total / len(pred)
+
+
+def termination_loss(logits: jax.Array, terminated: jax.Array) -> jax.Array:
+    """Binary cross-entropy with logits, mean over [H, B]: the termination head's predictions at the rollout's
+    latents z_1..z_H against the batch's terminal flags of the next observations."""
+    return jnp.mean(jnp.maximum(logits, 0.0) - logits * terminated + jnp.log1p(jnp.exp(-jnp.abs(logits))))
 
 
 def next_scale(scale: jax.Array, lo: jax.Array, hi: jax.Array, tau: float) -> jax.Array:
@@ -191,6 +204,7 @@ class TDMPC2:
         self.reward_net = layers.MLP(hidden, cfg.num_bins, zero_out=True)
         self.pi_net = layers.MLP(hidden, 2 * action_dim)
         self.q_net = layers.MLP(hidden, cfg.num_bins, dropout=cfg.dropout, zero_out=True)
+        self.termination_net = layers.MLP(hidden, 1) if cfg.episodic else None
         enc_labels = lambda p: {k: jax.tree.map(lambda _: "enc" if k == "encoder" else "rest", v) for k, v in p.items()}  # noqa: E731
         self.model_optim = optax.chain(
             optax.clip_by_global_norm(cfg.grad_clip_norm),
@@ -207,6 +221,7 @@ class TDMPC2:
     def init(self, rng: jax.Array) -> AgentState:
         cfg = self.cfg
         k_enc, k_dyn, k_rew, k_pi, k_q = jax.random.split(rng, 5)
+        k_term = jax.random.fold_in(rng, 5)  # its own stream: the other heads start as in a task without one
         obs = jnp.zeros((1, self.obs_dim))
         za = jnp.zeros((1, cfg.latent_dim + self.action_dim))
         params = {
@@ -216,6 +231,8 @@ class TDMPC2:
             "pi": self.pi_net.init(k_pi, jnp.zeros((1, cfg.latent_dim)))["params"],
             "qs": layers.init_ensemble(self.q_net, k_q, cfg.num_q, za),
         }
+        if cfg.episodic:
+            params["termination"] = self.termination_net.init(k_term, jnp.zeros((1, cfg.latent_dim)))["params"]
         return AgentState(
             params=params,
             target_qs=params["qs"],
@@ -235,6 +252,10 @@ class TDMPC2:
 
     def reward_logits(self, params, z: jax.Array, a: jax.Array) -> jax.Array:
         return self.reward_net.apply({"params": params["reward"]}, (z, a))
+
+    def termination_logit(self, params, z: jax.Array) -> jax.Array:
+        """Logit of "z is a terminal state" (episodic tasks only) -> [...]."""
+        return self.termination_net.apply({"params": params["termination"]}, z)[..., 0]
 
     def scalar(self, logits: jax.Array) -> jax.Array:
         cfg = self.cfg
@@ -268,15 +289,20 @@ class TDMPC2:
         """Discounted model return of action sequences [H, S, A] from latents [S, L], plus terminal Q.
 
         `z` may also be one latent [1, L] shared by all S sequences (the planner's case): its part of the first
-        layers of the reward and dynamics nets is then computed once instead of S times."""
+        layers of the reward and dynamics nets is then computed once instead of S times.
+        In an episodic task, a sequence stops counting reward and the terminal Q after the first latent the
+        termination head predicts terminal (probability > 0.5): the reward of the step into it still counts."""
         ret, disc = jnp.zeros(z.shape[:-1]), 1.0
+        alive = 1.0
         for t in range(self.cfg.horizon):
-            ret = ret + disc * self.scalar(self.reward_logits(params, z, actions[t]))
+            ret = ret + disc * alive * self.scalar(self.reward_logits(params, z, actions[t]))
             z = self.next(params, z, actions[t])
             disc = disc * self.discount
+            if self.cfg.episodic:
+                alive = alive * (self.termination_logit(params, z) <= 0.0)  # sigmoid(logit) > 0.5 ends it
         k_pi, k_q = jax.random.split(rng)
         a, _, _ = self.pi(params["pi"], z, k_pi)
-        return ret + disc * self.q_two(params["qs"], z, a, k_q, "avg")
+        return ret + disc * alive * self.q_two(params["qs"], z, a, k_q, "avg")
 
     def plan(self, params, obs: jax.Array, prev_mean: jax.Array, rng: jax.Array, eval_mode: bool):
         """MPPI for ONE observation [obs_dim] -> (action [A], new mean [H, A]); vmapped by `act`."""
@@ -322,11 +348,16 @@ class TDMPC2:
 
     # ------------------------------------------------------------------------------ learning
 
-    def td_target(self, params, target_qs, next_z: jax.Array, reward: jax.Array, rng: jax.Array) -> jax.Array:
-        """r + discount * min of two random target Qs at (z', pi(z')), for next latents [H, B, L], rewards [H, B]."""
+    def td_target(self, params, target_qs, next_z: jax.Array, reward: jax.Array, rng: jax.Array,
+                  terminated=None) -> jax.Array:
+        """r + discount * (1 - terminated) * min of two random target Qs at (z', pi(z')), for next latents
+        [H, B, L], rewards and terminal flags [H, B] (None: nothing terminated)."""
         k_tpi, k_tq = jax.random.split(rng)
         next_a, _, _ = self.pi(params["pi"], next_z, k_tpi)
-        return reward + self.discount * self.q_two(target_qs, next_z, next_a, k_tq, "min")
+        bootstrap = self.q_two(target_qs, next_z, next_a, k_tq, "min")
+        if terminated is not None:
+            bootstrap = (1.0 - terminated) * bootstrap
+        return reward + self.discount * bootstrap
 
     def update(self, agent: AgentState, batch, rng: jax.Array):
         """One gradient step on a batch of sequences: obs [H+1, B, D], action [H, B, A], reward [H, B]."""
@@ -337,7 +368,8 @@ class TDMPC2:
 
         # targets: online encoder for the next latents, min of two random target Qs for the TD target
         next_z = jax.lax.stop_gradient(self.encode(params, batch.obs[1:]))
-        td_target = jax.lax.stop_gradient(self.td_target(params, agent.target_qs, next_z, batch.reward, k_target))
+        td_target = jax.lax.stop_gradient(
+            self.td_target(params, agent.target_qs, next_z, batch.reward, k_target, batch.terminated))
 
         def model_loss(model_params):
             p = {**params, **model_params}
@@ -353,7 +385,12 @@ class TDMPC2:
             reward_loss = jnp.sum(rho[:H] * reward_ce.mean(-1)) / H
             value_loss = jnp.sum(rho[:H] * q_ce.mean(-1).sum(0)) / (H * cfg.num_q)
             total = cfg.consistency_coef * consistency + cfg.reward_coef * reward_loss + cfg.value_coef * value_loss
-            return total, (zs, {"consistency_loss": consistency, "reward_loss": reward_loss, "value_loss": value_loss, "total_loss": total})
+            losses = {"consistency_loss": consistency, "reward_loss": reward_loss, "value_loss": value_loss}
+            if cfg.episodic:
+                terminated = jnp.zeros_like(batch.reward) if batch.terminated is None else batch.terminated
+                losses["termination_loss"] = termination_loss(self.termination_logit(p, zs[1:]), terminated)
+                total = total + cfg.termination_coef * losses["termination_loss"]
+            return total, (zs, {**losses, "total_loss": total})
 
         model_params = layers.model_part(params)
         (_, (zs, metrics)), grads = jax.value_and_grad(model_loss, has_aux=True)(model_params)

@@ -41,6 +41,8 @@ def check_env(name: str, env: Any) -> None:
     dt = getattr(env, "dt", None)
     if isinstance(dt, bool) or not isinstance(dt, numbers.Real) or not dt > 0:
         fail(f"dt (seconds per step) must be a positive number, got {dt!r}")
+    if not isinstance(getattr(env, "episodic", False), bool):
+        fail(f"episodic must be True or False (done is a termination or not), got {env.episodic!r}")
 
     def traced(what: str, fn, *args):
         try:

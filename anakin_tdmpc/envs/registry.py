@@ -5,7 +5,7 @@ hyphen separated, e.g. ``cheetah-run``, ``cup-catch``, ``point_mass-easy``).
 :func:`canonical_task_name` also accepts gymnasium/shimmy ids
 (``dm_control/cheetah-run-v0``), dm_control domain names (``ball_in_cup-catch``),
 underscore/hyphen variants (``point-mass-easy``) and playground env names
-(``CheetahRun``).
+(``CheetahRun``).  brax's Gym-style tasks are ``brax/<name>`` (``brax/hopper``: see brax_tasks.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import jax
 
+from anakin_tdmpc.envs.brax_tasks import BRAX_TASKS
+from anakin_tdmpc.envs import brax_tasks
 from anakin_tdmpc.envs.protocol import EnvError, check_env, is_positive_int
 from anakin_tdmpc.envs.wrapper import Env
 
@@ -83,8 +85,9 @@ REPLACED: dict[str, str] = {"walker-stand": "WalkerStand", "walker-walk": "Walke
 TASK_SOURCES: dict[str, str] = {
     **{name: "playground" for name in TASKS},
     **{name: "ours" for name in OUR_TASKS},
+    **{name: "brax" for name in BRAX_TASKS},
 }
-"""Every supported canonical task name -> where its MJX env comes from (``playground`` or ``ours``)."""
+"""Every supported canonical task name -> where its MJX env comes from (``playground``, ``ours`` or ``brax``)."""
 
 # dm_control domain names that differ from the TD-MPC2 ones (after _normalise).
 _DOMAIN_ALIASES: dict[str, str] = {"ball-in-cup-catch": "cup-catch"}
@@ -156,9 +159,12 @@ def register(name: str, make: Callable[[], Any]) -> None:
 
     * ``reset(rng) -> state`` and ``step(state, action) -> state``, pure and jit-able; ``state`` is a pytree
       whose structure, shapes and dtypes ``step`` keeps, with the fields ``obs`` (``[observation_size]``
-      float), ``reward`` (``[]`` float) and ``done`` (``[]`` bool / float / int: nonzero ends the episode,
-      e.g. diverged physics).
+      float), ``reward`` (``[]`` float) and ``done`` (``[]`` bool / float / int: nonzero ends the episode).
     * ``observation_size`` and ``action_size`` (ints: flat vectors), ``dt`` (seconds per ``step``).
+    * optional ``episodic`` (default ``False``): ``True`` says ``done`` is a *termination* (the robot fell:
+      no reward follows, TD targets do not bootstrap past it, TD-MPC2 learns a termination head); ``False``
+      says ``done`` only flags a broken episode (e.g. diverged physics) and episodes otherwise run into the
+      time limit (``--episode_length``), which is a truncation: bootstrapping goes on through it.
     * optional ``mj_model`` (the ``mujoco.MjModel`` of an ``mjx.Data`` kept as ``state.data``): actions are
       then mapped from [-1, 1] onto its actuators' control ranges, and eval videos render it. Without it the
       agent's actions in [-1, 1] go to ``step`` as they are and ``--capture_video`` is unavailable.
@@ -198,9 +204,14 @@ def _import_task(name: str) -> str:
 
 def domain(task: str) -> str:
     """The DMC domain of ``task`` (``cheetah`` of ``cheetah-run``), whose per-domain settings the agents use;
-    ``""`` for a task of your own."""
+    ``""`` for a task of your own or of brax."""
     name = canonical_task_name(task)
-    return "" if name in _REGISTERED else name.split("-")[0]
+    return "" if name in _REGISTERED or name in BRAX_TASKS else name.split("-")[0]
+
+
+def task_action_repeat(task: str) -> int | None:
+    """The action repeat a task sets whatever the algorithm (brax's tasks: 1), or ``None``: the algorithm's."""
+    return brax_tasks.ACTION_REPEAT if canonical_task_name(task) in BRAX_TASKS else None
 
 
 def _ensure_mjspec_find_body() -> None:
@@ -264,7 +275,15 @@ def _load_env(name: str) -> Any:
         return _load_playground_env(TASKS[name])
     if name in _REGISTERED:
         return _load_registered(name)
+    if name in BRAX_TASKS:
+        return _load_brax_env(name)
     return _load_our_env(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _load_brax_env(name: str) -> Any:
+    """Loads (once) brax's MJX env of task ``name`` in the env protocol (see brax_tasks.py)."""
+    return brax_tasks.load(name)
 
 
 @functools.lru_cache(maxsize=None)
@@ -353,4 +372,5 @@ def make_env(task: str, action_repeat: int = 2, episode_length: int | None = Non
         episode_length=episode_length,
         playground_env=playground_env,
         ctrl_range=ctrl_range,
+        episodic=bool(getattr(playground_env, "episodic", False)),
     )

@@ -14,6 +14,12 @@ The wrapper turns a single-environment playground ``MjxEnv`` into a batch of
   steps, and auto-resets finished environments with *fresh* random initial
   states (each environment carries its own PRNG key, split on every reset).
 
+The inner env's ``done`` means one of two things.  In an *episodic* task (``Env.episodic``: brax's
+Gym-style tasks, or an env of your own with ``episodic = True``) it is a termination: the agent reached a
+terminal state (fell, dropped the pole), no return follows, and TD targets must not bootstrap past it.  In
+DMC, whose episodes only ever run into their time limit, it only flags diverged physics: the episode is cut
+short, its last observation is not a state of the task, and nothing is learned from that end.
+
 Both methods are pure functions of their inputs, so trajectories are fully
 determined by the ``rng`` given to ``reset``.
 """
@@ -48,13 +54,18 @@ class StepOut(NamedTuple):
     reward: jax.Array
     """``[N]`` float32 reward, summed over the action repeat."""
     done: jax.Array
-    """``[N]`` bool, the episode ended at this step (truncation or inner done).
+    """``[N]`` bool, the episode ended at this step (time limit, termination or diverged physics).
 
     Where ``done`` the returned state's ``obs`` is the *new* episode's reset
     observation; the last observation of the old episode is ``final_obs``.
     """
     final_obs: jax.Array
     """``[N, obs_dim]`` observation reached by this step, before any reset."""
+    terminated: jax.Array
+    """``[N]`` bool, the episode ended in a terminal state (an episodic task's inner ``done``)."""
+    final: jax.Array
+    """``[N]`` bool, the episode ended at this step and ``final_obs`` is a state of the task to learn from
+    (``done``, except where diverged physics ended a non-episodic episode)."""
     episode_return: jax.Array
     """``[N]`` float32 return of the episode that just ended (running return where not done)."""
     episode_length: jax.Array
@@ -110,6 +121,7 @@ class Env:
         ctrl_range: ``((low, high), ...)`` per actuator where any actuator's control range is not ``[-1, 1]``
             (quadruped's); the agent's action ``a`` in ``[-1, 1]`` then drives ``low + (a + 1) / 2 * (high - low)``.
             ``None`` where every range is ``[-1, 1]``: actions go to the actuators as they are.
+        episodic: the inner env's ``done`` is a termination (see the module docstring); ``False`` for DMC.
     """
 
     name: str
@@ -119,6 +131,7 @@ class Env:
     episode_length: int
     playground_env: Any = dataclasses.field(repr=False, compare=False)
     ctrl_range: tuple[tuple[float, float], ...] | None = None
+    episodic: bool = False
 
     def to_ctrl(self, action: jax.Array) -> jax.Array:
         """The actuator controls ``[..., action_dim]`` of agent actions ``[..., action_dim]``: clipped to
@@ -231,8 +244,9 @@ class Env:
 
         Returns:
             ``(next_state, out)``. Where ``out.done`` the episode ended (after
-            ``episode_length`` agent steps, or on an inner ``done`` such as
-            diverged physics) and ``next_state`` already holds a fresh episode.
+            ``episode_length`` agent steps, or on an inner ``done``: a termination
+            in an episodic task, diverged physics otherwise) and ``next_state``
+            already holds a fresh episode.
         """
         physics, reward, inner_done = self._repeat_step(state.physics, self.to_ctrl(action))
 
@@ -240,11 +254,14 @@ class Env:
         episode_step = state.episode_step + 1
         episode_return = state.episode_return + reward
         done = inner_done | (episode_step >= self.episode_length)
+        terminated = inner_done if self.episodic else jnp.zeros_like(inner_done)
 
         out = StepOut(
             reward=reward,
             done=done,
             final_obs=final_obs,
+            terminated=terminated,
+            final=done & (terminated | ~inner_done),
             episode_return=episode_return,
             episode_length=episode_step,
         )

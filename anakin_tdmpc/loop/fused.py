@@ -4,8 +4,8 @@ insertion and updates for N parallel envs in one compiled program.
 One iteration, for all N envs at once:
 
     action, plan_mean = uniform random while seeding, else agent.act(state, obs, plan_mean, .., agent_steps)
-    env_state, out    = env.step(env_state, action)              # MJX, auto-reset, truncation kept
-    buffer            = replay.add(buffer, obs, action, reward, episode_step)
+    env_state, out    = env.step(env_state, action)              # MJX, auto-reset
+    buffer            = replay.add(buffer, obs, action, reward, episode_step, .., final_obs, final, terminated)
     state             = n_updates x agent.update(state, replay.sample(...))   (+ priority write-back)
 
 where n_updates is 0 while seeding, `pretrain_updates` once when seeding ends (the paper's burst of
@@ -147,7 +147,8 @@ class FusedLoop:
 
         action, plan_mean = jax.lax.cond(seeding, random_act, plan_act, None)
         env_state, out = env.step(carry.env_state, action)
-        buffer = replay.add(carry.buffer, carry.env_state.obs, action, out.reward, carry.env_state.episode_step, self.seq_len)
+        buffer = replay.add(carry.buffer, carry.env_state.obs, action, out.reward, carry.env_state.episode_step,
+                            self.seq_len, out.final_obs, out.final, out.terminated)
         plan_mean = jnp.where(out.done[:, None, None], 0.0, plan_mean)  # new episode: no warm start
 
         agent_steps = carry.agent_steps + self.steps_per_iter

@@ -158,9 +158,10 @@ class Parallel:
                                 frames=loop.env.render_model is not None)
 
             out = self._over_seeds(one, (0, 0), 0)(agent, keys)
-            returns = jax.lax.all_gather(out.returns, AXIS, axis=1, tiled=True)[:, :num_episodes]
+            returns, lengths = (jax.lax.all_gather(x, AXIS, axis=1, tiled=True)[:, :num_episodes]
+                                for x in (out.returns, out.lengths))
             first = jax.tree.map(lambda x: jax.lax.all_gather(x[0], AXIS)[0], (out.qpos, out.mocap_pos, out.mocap_quat))
-            return EvalResult(returns, *first)
+            return EvalResult(returns, lengths, *first)
 
         return self._on_devices(per_device, (P(AXIS), P(), P(AXIS)), P())(agent, keys, agent_steps)
 

@@ -2,65 +2,64 @@
 
 Layout
 ------
-Every iteration of the fused training loop inserts one transition row for all
-``N`` environments at once: the observation the action was taken at
-(``obs_t``), the action ``action_t``, the reward ``reward_t`` and
-``episode_step_t``, the agent-step index of ``obs_t`` within its episode (0 for
-the first observation after a reset).  Storage is time-major per environment,
-``[T, N, ...]``, with ``T = max(ceil(capacity / N), seq_len)`` rows.  All
-environments share one write pointer and the rows form a ring: once ``T`` rows
-have been written, the oldest row is overwritten.
+Every iteration of the fused training loop inserts one transition row per environment: the observation
+the action was taken at (``obs_t``), the action ``action_t``, the reward ``reward_t`` and
+``episode_step_t``, the agent-step index of ``obs_t`` within its episode (0 for the first observation after
+a reset).  An environment whose episode ended at this step (time limit or termination) also gets a *final
+row*: the observation the episode ended in, with ``episode_step`` one more than the transition's, a zero
+action and reward (never read: a window ends at it), and ``terminal`` set if the episode *terminated*
+there (the env reached a terminal state, as opposed to a time limit).  So every transition of every episode
+is stored, the last one included, and the next row of that environment is the first observation of the
+next episode (``episode_step == 0``).  (An episode ended by diverged physics gets no final row: its last
+observation is not a state of the task.)
 
-Episodes are truncated with auto-reset and the final observation of an
-episode is *not* stored: the next row of that environment is the first
-observation of the next episode (``episode_step == 0``).  The last transition
-of every episode is therefore never sampled.
+Storage is time-major, ``[T, N, ...]``, with ``T = max(ceil(capacity / N), seq_len)`` rows per environment.
+Each environment has its own write pointer, as final rows make some environments write two rows in one
+iteration; each environment's rows form a ring: once it has written ``T`` rows, its oldest row is
+overwritten.
 
 Sampling
 --------
-A training sample is a window of ``L = H + 1`` consecutive rows of one
-environment: observations of rows ``r .. r+H`` and actions / rewards of rows
-``r .. r+H-1`` (row indices modulo ``T``).  Let ``oldest = (pointer - size) % T``
-and number rows logically by their offset ``o = (row - oldest) % T`` (0 is the
-oldest row, ``size - 1`` the newest).  A start ``(env, o)`` is *valid* iff
+A training sample is a window of ``L = H + 1`` consecutive rows of one environment: observations of rows
+``r .. r+H``, actions / rewards of rows ``r .. r+H-1`` and the terminal flags of rows ``r+1 .. r+H`` (the
+flag of each transition's next observation), row indices modulo ``T``.  For environment ``e`` let
+``oldest_e = (pointer_e - size_e) % T`` and number its rows logically by their offset
+``o = (row - oldest_e) % T`` (0 is its oldest row, ``size_e - 1`` its newest).  A start ``(e, o)`` is
+*valid* iff
 
-(a) the window lies in written data without crossing the write pointer:
-    ``0 <= o <= size - L``; and
-(b) it does not cross an episode reset:
-    ``episode_step[r + H] == episode_step[r] + H``.  Because ``episode_step``
-    grows by exactly one per row inside an episode and restarts at 0, any reset
-    inside the window would make the right-hand side strictly larger.
+(a) the window lies in written data without crossing the write pointer: ``0 <= o <= size_e - L``; and
+(b) it does not cross an episode reset: ``episode_step[r + H] == episode_step[r] + H``.  Because
+    ``episode_step`` grows by exactly one per row inside an episode (its final row included) and restarts
+    at 0, any reset inside the window would make the right-hand side strictly larger.  A window may end
+    at a final row (a terminal step) and never continues past one.
 
-``sample`` draws, for each batch entry, ``K`` candidate ``(env, o)`` pairs
-uniformly from ``N x [0, size - L]`` (which satisfies (a) by construction) and
-keeps the first one satisfying (b).  This is rejection sampling truncated at
-``K`` proposals, so conditioned on at least one accepted proposal the start is
-exactly uniform over all valid ``(env, start)`` pairs.
+``sample`` draws, for each batch entry, ``K`` candidate ``(env, o)`` pairs uniformly from
+``N x [0, max_e size_e - L]`` and keeps the first one satisfying (a) and (b).  This is rejection sampling
+truncated at ``K`` proposals, so conditioned on at least one accepted proposal the start is exactly uniform
+over all valid ``(env, start)`` pairs.
 
-If all ``K`` proposals are rejected (probability ``(1 - p) ** K`` per entry,
-where ``p`` is the valid fraction of proposals; with 1000-step episodes and
-``H = 3``, ``p ~= 0.997`` and the default ``K = 8`` gives ~1e-20) the first
-proposal is deterministically moved *forward* to the next valid start in
-row-major, cyclic physical order ``(row, env)``: a later env of the same row,
-else the first valid env of the next row that has one.  That fix-up is always
-valid whenever the buffer holds at least one valid window.  Its bias: the fallback mass lands on
-valid starts that follow a run of invalid starts, in proportion to the length
-of that run, so the total-variation distance between the sampled distribution
-and the uniform distribution over valid starts is at most ``(1 - p) ** K``.
+If all ``K`` proposals are rejected (probability ``(1 - p) ** K`` per entry, where ``p`` is the valid
+fraction of proposals; with 1000-step episodes and ``H = 3``, ``p ~= 0.997`` and the default ``K = 8``
+gives ~1e-20) the first proposal is deterministically moved *forward* to the next valid start in
+row-major, cyclic physical order ``(row, env)``: a later env of the same row, else the first valid env of
+the next row that has one.  That fix-up is always valid whenever the buffer holds at least one valid
+window.  Its bias: the fallback mass lands on valid starts that follow a run of invalid starts, in
+proportion to the length of that run, so the total-variation distance between the sampled distribution
+and the uniform distribution over valid starts is at most ``(1 - p) ** K``.  (Episodes of a few steps, as
+in some terminating tasks, lower ``p``; the bound says by how much that matters.)
 
-The fix-up needs the validity mask of every ``(row, env)``, an ``O(T * N)``
-elementwise pass followed by a scan-free two-level (block) search over rows.
-It runs under ``lax.cond`` only when some entry needs it; note that under an
-outer ``jax.vmap`` the ``cond`` becomes a ``select`` and the pass runs on every
-call (one read of ``episode_step``: cheap on an accelerator next to a network
-update, about 1 ms per buffer of 1M transitions on a 2-core CPU).
+The fix-up needs the validity mask of every ``(row, env)``, an ``O(T * N)`` elementwise pass followed by
+a scan-free two-level (block) search over rows.  It runs under ``lax.cond`` only when some entry needs it;
+note that under an outer ``jax.vmap`` the ``cond`` becomes a ``select`` and the pass runs on every call
+(one read of ``episode_step``: cheap on an accelerator next to a network update, about 1 ms per buffer of
+1M transitions on a 2-core CPU).
 
 Prioritized replay (TD-MPC)
 ---------------------------
 A buffer made with ``init(..., prioritized=True)`` also keeps a priority per
 ``(row, env)`` window start, ``priority: [T, N]``, and ``max_priority``, the
 priority the newest row entered at.  ``add`` writes a new row at the largest
-priority among the starts that can be sampled *now* (valid windows, below;
+priority among the starts that can be sampled *now* (valid windows, above;
 1.0 while there are none), as the official TD-MPC buffer gives new data the
 maximum of its current priorities, in which starts that cannot begin a window
 hold 0: so a priority spike that has been trained away, or rows that can never
@@ -106,8 +105,9 @@ class BufferState(NamedTuple):
     action: jax.Array  # [T, N, action_dim] float32
     reward: jax.Array  # [T, N] float32
     episode_step: jax.Array  # [T, N] int32 (-1 where never written)
-    pointer: jax.Array  # int32 scalar, next row to write
-    size: jax.Array  # int32 scalar, rows written so far, capped at T
+    terminal: jax.Array  # [T, N] bool: the row is the final row of an episode that terminated there
+    pointer: jax.Array  # [N] int32, each env's next row to write
+    size: jax.Array  # [N] int32, rows each env has written so far, capped at T
     priority: jax.Array  # [T, N] float32 priority of each window start ([0, N] in a uniform buffer)
     max_priority: jax.Array  # float32 scalar, priority the newest row entered at ([0] in a uniform buffer)
 
@@ -121,6 +121,7 @@ class Batch(NamedTuple):
     env: jax.Array = None  # [B] int32 env of each window (None in hand-made batches)
     row: jax.Array = None  # [B] int32 physical start row of each window
     weight: jax.Array = None  # [B] float32 importance weight (ones when sampled uniformly; None = ones)
+    terminated: jax.Array = None  # [H, B] float32: 1 where transition t's next observation is terminal (None = 0)
 
 
 # ---------------------------------------------------------------------------
@@ -147,14 +148,14 @@ def memory_bytes(
     """Bytes held by one ``BufferState`` (storage arrays plus the two int32 scalars).
 
     Per stored row and env: ``obs_dim + action_dim`` float32 values, one float32
-    reward and one int32 episode step, plus a float32 priority (and the float32
-    ``max_priority`` scalar) when ``prioritized``.  Transient memory of ``sample``
+    reward, one int32 episode step and a one-byte terminal flag, plus a float32 priority (and the float32
+    ``max_priority`` scalar) when ``prioritized``; per env an int32 pointer and size.  Transient memory of ``sample``
     (at most an int32 per ``(row, env)`` in the fallback path; a float32 per
     ``(row, env)`` in ``sample_prioritized``) is not included.
     """
     rows = rows_for(capacity, num_envs, seq_len)
-    per_row_env = 4 * (obs_dim + action_dim) + 4 + 4 + (4 if prioritized else 0)
-    return rows * num_envs * per_row_env + 2 * 4 + (4 if prioritized else 0)
+    per_row_env = 4 * (obs_dim + action_dim) + 4 + 4 + 1 + (4 if prioritized else 0)
+    return rows * num_envs * per_row_env + 2 * 4 * num_envs + (4 if prioritized else 0)
 
 
 # ---------------------------------------------------------------------------
@@ -176,8 +177,9 @@ def init(
         action=jnp.zeros((rows, num_envs, action_dim), jnp.float32),
         reward=jnp.zeros((rows, num_envs), jnp.float32),
         episode_step=jnp.full((rows, num_envs), -1, jnp.int32),
-        pointer=jnp.zeros((), jnp.int32),
-        size=jnp.zeros((), jnp.int32),
+        terminal=jnp.zeros((rows, num_envs), bool),
+        pointer=jnp.zeros((num_envs,), jnp.int32),
+        size=jnp.zeros((num_envs,), jnp.int32),
         priority=jnp.ones((priority_rows, num_envs), jnp.float32),
         max_priority=jnp.ones(() if prioritized else (0,), jnp.float32),
     )
@@ -195,8 +197,11 @@ def add(
     reward: jax.Array,
     episode_step: jax.Array,
     seq_len: int | None = None,
+    final_obs: jax.Array | None = None,
+    final: jax.Array | None = None,
+    terminated: jax.Array | None = None,
 ) -> BufferState:
-    """Write one row (one transition per env) at the pointer and advance it.
+    """Write one transition row per env at its pointer, and a final row after it where an episode ended.
 
     Args:
       state: current buffer.
@@ -205,13 +210,19 @@ def add(
       reward: ``[N]`` reward received.
       episode_step: ``[N]`` int32 step index of ``obs`` within its episode.
       seq_len: window length the buffer is sampled with; needed by a prioritized buffer only.
+      final_obs: ``[N, obs_dim]`` observation this step reached (read where ``final``).
+      final: ``[N]`` bool, the episode ended at this step and ``final_obs`` is its last observation: a
+        final row ``(final_obs, zero action, zero reward, episode_step + 1, terminated)`` follows the
+        transition.  ``None``: no env writes one.
+      terminated: ``[N]`` bool, the episode ended in a terminal state (read where ``final``).
 
-    The write is a ``dynamic_update_slice`` of one row per array (``O(N)``
-    work), performed in place when ``state`` is donated to the enclosing jit
-    (or carried through a ``lax.scan``).  A prioritized buffer gives the new
-    row the largest priority of the window starts valid before the write (1.0
-    if there are none; see the module docstring) and keeps it as ``max_priority``.
+    Both writes are scatters of one row per env (``O(N)`` work), performed in place when ``state`` is
+    donated to the enclosing jit (or carried through a ``lax.scan``).  A prioritized buffer gives the new
+    rows the largest priority of the window starts valid before the write (1.0 if there are none; see the
+    module docstring) and keeps it as ``max_priority``.
     """
+    num_rows, num_envs = state.episode_step.shape
+    envs = jnp.arange(num_envs, dtype=jnp.int32)
     row = state.pointer
     prioritized = is_prioritized(state)
     if prioritized:
@@ -221,23 +232,32 @@ def add(
         entry = jnp.where(jnp.any(valid), jnp.max(jnp.where(valid, state.priority, 0.0)), 1.0)
     else:
         entry = state.max_priority
-    num_rows = state.episode_step.shape[0]
+    if final is None:
+        final = jnp.zeros((num_envs,), bool)
+        final_obs, terminated = obs, final
+    final = jnp.asarray(final, bool)
+    # a final row goes to the next row of its env; other envs' second write is dropped (index T is out of range)
+    final_row = jnp.where(final, (row + 1) % num_rows, num_rows)
 
-    def write(buf: jax.Array, value: jax.Array) -> jax.Array:
-        value = jnp.asarray(value, buf.dtype)[None]
-        start = (row,) + (0,) * (buf.ndim - 1)
-        return lax.dynamic_update_slice(buf, value, start)
+    def write(buf: jax.Array, value: jax.Array, final_value: jax.Array) -> jax.Array:
+        buf = buf.at[row, envs].set(jnp.asarray(value, buf.dtype))
+        return buf.at[final_row, envs].set(jnp.asarray(final_value, buf.dtype), mode="drop")
 
+    step = jnp.asarray(episode_step, jnp.int32)
+    written = 1 + final.astype(jnp.int32)
+    priority = state.priority
+    if prioritized:
+        entries = jnp.broadcast_to(entry, (num_envs,))
+        priority = write(priority, entries, entries)
     return BufferState(
-        obs=write(state.obs, obs),
-        action=write(state.action, action),
-        reward=write(state.reward, reward),
-        episode_step=write(state.episode_step, episode_step),
-        pointer=(row + 1) % num_rows,
-        size=jnp.minimum(state.size + 1, num_rows),
-        priority=(
-            write(state.priority, jnp.broadcast_to(entry, state.priority.shape[1:])) if prioritized else state.priority
-        ),
+        obs=write(state.obs, obs, final_obs),
+        action=write(state.action, action, jnp.zeros_like(action)),
+        reward=write(state.reward, reward, jnp.zeros_like(reward)),
+        episode_step=write(state.episode_step, step, step + 1),
+        terminal=write(state.terminal, jnp.zeros((num_envs,), bool), jnp.asarray(terminated, bool) & final),
+        pointer=(row + written) % num_rows,
+        size=jnp.minimum(state.size + written, num_rows),
+        priority=priority,
         max_priority=entry.astype(state.max_priority.dtype),
     )
 
@@ -248,7 +268,7 @@ def add(
 
 
 def _oldest_row(state: BufferState) -> jax.Array:
-    """Physical row index of the oldest stored row."""
+    """``[N]`` physical row index of each env's oldest stored row."""
     num_rows = state.episode_step.shape[0]
     return (state.pointer - state.size) % num_rows
 
@@ -267,12 +287,12 @@ def valid_start_mask(state: BufferState, seq_len: int) -> jax.Array:
     num_rows = state.episode_step.shape[0]
     horizon = seq_len - 1
     rows = jnp.arange(num_rows, dtype=jnp.int32)
-    offset = (rows - _oldest_row(state)) % num_rows  # logical offset of each row
-    in_range = offset <= state.size - seq_len  # condition (a)
+    offset = (rows[:, None] - _oldest_row(state)[None, :]) % num_rows  # [T, N] logical offset of each row
+    in_range = offset <= state.size[None, :] - seq_len  # condition (a)
     steps = state.episode_step
     last = jnp.roll(steps, -horizon, axis=0)  # last[r] = steps[(r + H) % T]
     no_reset = last == steps + horizon  # condition (b)
-    return in_range[:, None] & no_reset
+    return in_range & no_reset
 
 
 def num_valid_windows(state: BufferState, seq_len: int) -> jax.Array:
@@ -365,12 +385,13 @@ def sample_starts(
         raise ValueError(f"seq_len must be in [1, {num_rows}], got {seq_len}")
     env_key, offset_key = jax.random.split(rng)
     shape = (batch_size, num_candidates)
-    num_offsets = jnp.maximum(state.size - seq_len + 1, 1)  # offsets 0 .. size - L
+    num_offsets = jnp.maximum(jnp.max(state.size) - seq_len + 1, 1)  # offsets 0 .. max size - L
     env = jax.random.randint(env_key, shape, 0, num_envs, dtype=jnp.int32)
     offset = jax.random.randint(offset_key, shape, 0, num_offsets, dtype=jnp.int32)
-    row = (_oldest_row(state) + offset) % num_rows
+    row = (_oldest_row(state)[env] + offset) % num_rows
 
-    ok = _within_one_episode(state, env, row, seq_len)  # [B, K]
+    in_range = offset <= state.size[env] - seq_len  # (a) for envs holding fewer rows than the largest
+    ok = in_range & _within_one_episode(state, env, row, seq_len)  # [B, K]
     choice = jnp.argmax(ok, axis=1)  # first accepted proposal (0 if none)
     env = jnp.take_along_axis(env, choice[:, None], axis=1)[:, 0]
     row = jnp.take_along_axis(row, choice[:, None], axis=1)[:, 0]
@@ -397,6 +418,7 @@ def gather(state: BufferState, env: jax.Array, row: jax.Array, seq_len: int) -> 
         env=env.astype(jnp.int32),
         row=row.astype(jnp.int32),
         weight=jnp.ones(env.shape, jnp.float32),
+        terminated=state.terminal[rows[1:], envs[1:]].astype(jnp.float32),
     )
 
 

@@ -159,7 +159,7 @@ class Trainer:
             "algo_config": dataclasses.asdict(dataclasses.replace(agent.cfg, batch_size=agent.cfg.batch_size * self.num_devices)),
             "task": env.name,
             "env": {"obs_dim": env.obs_dim, "action_dim": env.action_dim, "action_repeat": env.action_repeat,
-                    "episode_length": env.episode_length},
+                    "episode_length": env.episode_length, "episodic": env.episodic},
             "discount": agent.discount,
             "planner_iterations": agent.iterations,
             "schedule": dataclasses.asdict(schedule),
@@ -380,8 +380,7 @@ class Trainer:
             self.tracker.log(row)
         if result is not None:
             video = self.recorder and self.recorder.record(
-                os.path.join(self.run_dir, "videos", f"{self.env_steps}.mp4"), result.qpos, result.mocap_pos,
-                result.mocap_quat)
+                os.path.join(self.run_dir, "videos", f"{self.env_steps}.mp4"), *result.first_episode_frames())
             if video and self.tracker:
                 self.tracker.log_video(video, self.env_steps, self.recorder.fps)
             if self.primary:
