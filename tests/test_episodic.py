@@ -15,7 +15,7 @@ from anakin_tdmpc.loop import replay
 envs.register("falling", point_task.make_episodic_env)
 TINY = dict(task="falling", num_envs=4, model_size=1, latent_dim=16, mlp_dim=32, enc_dim=32, num_q=2,
             num_samples=16, num_elites=4, num_pi_trajs=2, iterations=2, batch_size=8, seed_steps=200,
-            episode_length=30, buffer_size=4000, total_timesteps=2000, eval_episodes=2)
+            action_repeat=1, episode_length=50, buffer_size=4000, total_timesteps=4000, eval_episodes=8)
 
 
 def test_wrapper_tells_terminations_from_time_limits():
@@ -39,12 +39,18 @@ def test_wrapper_tells_terminations_from_time_limits():
     assert bool(out.done[1]) and bool(out.done[2])  # step 30: the time limit, a truncation
 
 
-def test_fused_loop_stores_final_observations_and_terminal_flags():
+@pytest.fixture(scope="module")
+def trained():
+    """The falling point, trained by a tiny TD-MPC2 for 400 fused iterations (1600 agent steps, seed 0)."""
     env, algo, loop, schedule = build(Args(**TINY))
-    assert algo.cfg.episodic  # the task's setting reaches the algorithm
     carry = loop.init(jax.random.key(0))
-    carry, stats = loop.chunk(carry, jnp.int32(100))
-    stats = jax.device_get(stats)
+    carry, stats = loop.chunk(carry, jnp.int32(400))
+    return algo, loop, carry, jax.device_get(stats)
+
+
+def test_fused_loop_stores_final_observations_and_terminal_flags(trained):
+    algo, loop, carry, stats = trained
+    assert algo.cfg.episodic  # the task's setting reaches the algorithm
     assert "termination_loss" in stats.update_sums and np.isfinite(stats.update_sums["termination_loss"])
     buf = jax.device_get(carry.buffer)
     terminal = np.asarray(buf.terminal)
@@ -59,6 +65,34 @@ def test_fused_loop_stores_final_observations_and_terminal_flags():
     term = np.asarray(batch.terminated)
     assert term[-1].any() and not term[:-1].any()
     assert np.all(np.abs(np.asarray(batch.obs)[-1, term[-1] == 1, 0]) >= 1.5 - 1e-6)
+
+
+def random_return(length, episodes=256, seed=0):
+    """Mean return of uniform random actions on the falling point, each episode counted to its end."""
+    env = point_task.make_episodic_env()
+
+    def episode(key):
+        k_reset, k_act = jax.random.split(key)
+
+        def step(carry, k):
+            state, alive, total = carry
+            state = env.step(state, jax.random.uniform(k, (1,), minval=-1, maxval=1))
+            return (state, alive & (state.done == 0), total + jnp.where(alive, state.reward, 0.0)), None
+
+        (_, _, total), _ = jax.lax.scan(step, (env.reset(k_reset), True, 0.0), jax.random.split(k_act, length))
+        return total
+
+    return float(jnp.mean(jax.jit(jax.vmap(episode))(jax.random.split(jax.random.key(seed), episodes))))
+
+
+def test_tdmpc2_learns_to_keep_the_falling_point_alive(trained):
+    """Learning test of the episodic pieces: random actions let the point fall out (or drift off the origin)
+    early; after 1600 agent steps a tiny TD-MPC2 keeps it near the origin for the whole 50-step episode."""
+    algo, loop, carry, _ = trained
+    returns = np.asarray(loop.evaluate(carry.agent, jax.random.key(1), 8, carry.agent_steps))
+    floor = random_return(50)
+    print(f"falling point: random {floor:.1f} -> TD-MPC2 eval {returns.mean():.1f} of at most 50")
+    assert returns.mean() >= 40 and returns.mean() >= floor + 15, (floor, returns)
 
 
 def test_tasks_without_terminations_stay_non_episodic():
@@ -84,6 +118,16 @@ def test_brax_task_names_defaults_and_terminations():
     assert (env.obs_dim, env.action_dim, env.episode_length, env.episodic) == (4, 1, 1000, True)
     assert env.ctrl_range == ((-3.0, 3.0),)  # the agent's [-1, 1] spans the motor's whole range
     assert env.render_model is not None
+    # the env protocol's check (shapes and dtypes of reset / step, traced: nothing compiles)
+    envs.check_env("brax/inverted_pendulum", env.playground_env)
+    state = jax.eval_shape(lambda k: env.reset(k, 2), jax.random.key(0))
+    out = jax.eval_shape(env.step, state, jax.ShapeDtypeStruct((2, 1), jnp.float32))[1]
+    assert out.terminated.shape == (2,) and out.terminated.dtype == jnp.bool_
+
+
+@pytest.mark.slow
+def test_brax_pendulum_terminates_when_the_pole_falls():
+    env = envs.make_env("brax/inverted_pendulum", action_repeat=1)
     state = env.reset(jax.random.key(0), 2)
     step = jax.jit(env.step)
     for t in range(50):  # a constant push drops the pole: brax's done, here a termination
