@@ -22,8 +22,9 @@ class Args:
     """algorithm to train: tdmpc2 (TD-MPC2, ICLR 2024) or tdmpc (the original TD-MPC, ICML 2022: prioritized
     replay, planning horizon and exploration std scheduled over its first 25k agent steps)"""
     task: str = "cheetah-run"
-    """DMC task, e.g. cheetah-run, walker-walk, cup-catch or dm_control/cheetah-run-v0; or your own env as
-    package.module:function (README: Your own env)"""
+    """DMC task, e.g. cheetah-run, walker-walk, cup-catch or dm_control/cheetah-run-v0; brax's MJX tasks as
+    brax/hopper, brax/inverted_pendulum, ... (episodic); or your own env as package.module:function (README:
+    Your own env)"""
     preset: str = "paper"
     """named configuration, applied under the flags given explicitly: paper (the paper's settings, every flag
     at its default) or cpu-small (tdmpc2: --num_envs 8 --model_size 1 --latent_dim 64 --mlp_dim 128 --enc_dim
