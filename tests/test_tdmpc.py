@@ -29,6 +29,7 @@ def random_batch(key, cfg, obs_dim=5, action_dim=2, reward_scale=1.0):
         action=jax.random.uniform(k2, (H, B, action_dim), minval=-1, maxval=1),
         reward=reward_scale * jax.random.uniform(k3, (H, B)),
         weight=jax.random.uniform(k4, (B,), minval=0.2, maxval=1.0),
+        terminated=jnp.zeros((H, B)),  # as the buffer's batches (one compiled update serves every test)
     )
 
 
@@ -295,7 +296,3 @@ def test_td_target_does_not_bootstrap_past_a_terminal_observation():
     target = np.asarray(batch.reward) + 0.99 * 3.0 * (1 - terminated)
     _, metrics, _ = update(agent, batch._replace(terminated=jnp.asarray(terminated)), jax.random.key(2))
     assert float(metrics["value_loss"]) == pytest.approx((rho * 2 * target**2).sum(0).mean(), rel=1e-5)
-    # no terminal flag at all: bit for bit the update of a batch without flags
-    plain = update(agent, batch, jax.random.key(2))
-    zeros = update(agent, batch._replace(terminated=jnp.zeros_like(batch.reward)), jax.random.key(2))
-    assert all(bool(jnp.all(x == y)) for x, y in zip(jax.tree.leaves(plain), jax.tree.leaves(zeros)))

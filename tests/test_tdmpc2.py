@@ -301,16 +301,19 @@ def _bitwise_equal(a, b):
     return all(bool(jnp.all(x == y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-def test_update_with_no_terminal_flag_is_bit_for_bit_the_unmasked_one():
-    """Where nothing terminates (DMC), the terminal mask multiplies by exactly 1: the update equals, bit for bit,
-    the update of a batch without terminal flags (as every batch was before terminations existed)."""
+def test_no_terminal_flag_leaves_the_td_target_bit_for_bit_unmasked():
+    """Where nothing terminates (DMC), the terminal mask multiplies by exactly 1: the TD target equals, bit for
+    bit, the target of a batch without terminal flags (as every batch was before terminations existed). The
+    update reads the batch's flags only through this target, so the whole update is unchanged too."""
     algo = TDMPC2(TINY, 5, 2, 500)
     agent = algo.init(jax.random.key(0))
-    batch = random_batch(jax.random.key(1), TINY)
-    update = jax.jit(algo.update)
-    unmasked = update(agent, batch, jax.random.key(2))
-    masked = update(agent, batch._replace(terminated=jnp.zeros_like(batch.reward)), jax.random.key(2))
-    assert _bitwise_equal(unmasked, masked)
+    target_qs = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.key(3), x.shape), agent.target_qs)
+    reward = jax.random.uniform(jax.random.key(4), (3, 16))
+    next_z = jax.random.normal(jax.random.key(1), (3, 16, 16))
+    td = jax.jit(algo.td_target)
+    unmasked = td(agent.params, target_qs, next_z, reward, jax.random.key(2))
+    masked = td(agent.params, target_qs, next_z, reward, jax.random.key(2), jnp.zeros_like(reward))
+    assert bool(jnp.all(unmasked == masked)) and bool(jnp.any(unmasked != reward))
 
 
 def test_episodic_update_learns_the_termination_head():
