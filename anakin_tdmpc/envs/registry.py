@@ -16,7 +16,6 @@ from typing import Any, Callable
 
 import jax
 
-from anakin_tdmpc.envs.brax_tasks import BRAX_TASKS
 from anakin_tdmpc.envs import brax_tasks
 from anakin_tdmpc.envs.protocol import EnvError, check_env, is_positive_int
 from anakin_tdmpc.envs.wrapper import Env
@@ -85,7 +84,7 @@ REPLACED: dict[str, str] = {"walker-stand": "WalkerStand", "walker-walk": "Walke
 TASK_SOURCES: dict[str, str] = {
     **{name: "playground" for name in TASKS},
     **{name: "ours" for name in OUR_TASKS},
-    **{name: "brax" for name in BRAX_TASKS},
+    **{name: "brax" for name in brax_tasks.BRAX_TASKS},
 }
 """Every supported canonical task name -> where its MJX env comes from (``playground``, ``ours`` or ``brax``)."""
 
@@ -206,12 +205,12 @@ def domain(task: str) -> str:
     """The DMC domain of ``task`` (``cheetah`` of ``cheetah-run``), whose per-domain settings the agents use;
     ``""`` for a task of your own or of brax."""
     name = canonical_task_name(task)
-    return "" if name in _REGISTERED or name in BRAX_TASKS else name.split("-")[0]
+    return "" if name in _REGISTERED or name in brax_tasks.BRAX_TASKS else name.split("-")[0]
 
 
 def task_action_repeat(task: str) -> int | None:
     """The action repeat a task sets whatever the algorithm (brax's tasks: 1), or ``None``: the algorithm's."""
-    return brax_tasks.ACTION_REPEAT if canonical_task_name(task) in BRAX_TASKS else None
+    return brax_tasks.ACTION_REPEAT if canonical_task_name(task) in brax_tasks.BRAX_TASKS else None
 
 
 def _ensure_mjspec_find_body() -> None:
@@ -275,7 +274,7 @@ def _load_env(name: str) -> Any:
         return _load_playground_env(TASKS[name])
     if name in _REGISTERED:
         return _load_registered(name)
-    if name in BRAX_TASKS:
+    if name in brax_tasks.BRAX_TASKS:
         return _load_brax_env(name)
     return _load_our_env(name)
 
