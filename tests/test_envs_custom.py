@@ -63,7 +63,7 @@ EXPECTED_SPECS = {
     "cheetah-run": (17, 6), "cartpole-balance": (5, 1), "cartpole-balance-sparse": (5, 1),
     "cartpole-swingup": (5, 1), "cartpole-swingup-sparse": (5, 1), "cup-catch": (8, 2),
     "acrobot-swingup": (6, 1), "acrobot-swingup-sparse": (6, 1), "point_mass-easy": (4, 2),
-    "reacher-easy": (6, 2), "reacher-hard": (6, 2),
+    "reacher-easy": (6, 2), "reacher-hard": (6, 2), "hopper-stand": (15, 4), "hopper-hop": (15, 4),
 }
 
 
@@ -90,12 +90,12 @@ _CHEETAH = (F32, F32, F32, F32, 3.5, 0.005)  # stock: 4 solver iterations vs 100
 # impulses then differ, joint velocities by up to 2.5 rad/s after one step (measured 2.50, reward 9e-4)
 _REACHER = (F32, F32, F32, F32, 2.0, F32)  # stock: dm_control's one 0.02 s step vs our 4 x 0.005 s; joint
 # velocities after one step differ by up to 1.2 rad/s (measured 1.22); the reward (a position) by < 1e-4
-# hopper: playground's model caps MJX's collision detection (custom numeric max_geom_pairs=2: only the nearest
-# pairs per geom-type pair); dm_control collides every pair, so when the hopper's limbs touch each other
-# (nose-thigh, nose-calf, torso-thigh: the steps that differ are those where dm_control has such contacts)
-# one-step velocities differ by up to 4.2 (matched or stock) and free runs part for good. The reward is 0
-# throughout under random actions (no backward hop), so its bound checks little here.
-_HOPPER = (None, None, 6.0, 0.01, 6.0, 0.01)
+# hopper (our dm_control hopper, envs/suite.py, and hopper-hop-backwards on it): every geom pair collides, as in
+# dm_control (playground's caps dropped the limbs' contacts with each other: one-step velocities then differed by
+# up to 4.2). Matched: measured 0.0014 free, 0.0002 resync; stock adds 4 solver iterations vs 100 and eulerdamp
+# off (measured 0.0086). The reward is 0 throughout under random actions (the hopper falls from its random
+# initial pose), so its bound checks little here; test_hopper_rewards_a_standing_hopper_as_dm_control does.
+_HOPPER = (5 * F32, F32, F32, F32, 0.05, 0.01)
 # walker (our dm_control walker, envs/suite.py, and the backwards tasks on it): matched, one-step velocities still
 # differ by up to 0.13 (measured 0.128) after foot contacts, MJX vs MuJoCo C at 2 solver iterations (not isolated
 # further; playground's walker also caps contact pairs at max_geom_pairs=4); free runs part for good. Rewards read
@@ -147,6 +147,8 @@ PARITY: dict[str, tuple] = {
     "point_mass-easy": _POINT_MASS,
     "reacher-easy": _REACHER_TWO,
     "reacher-hard": _REACHER_TWO,
+    "hopper-stand": _HOPPER,
+    "hopper-hop": _HOPPER,
 }
 """task -> max abs error bounds, in :func:`parity_errors`' order, each with the reason for its size."""
 
@@ -211,3 +213,39 @@ def test_reacher_first_observation_points_at_the_target():
     target = np.asarray(state.data.mocap_pos[env._target_mocap_body_id, :2])  # noqa: SLF001
     assert 0.05 <= np.linalg.norm(target) <= 0.2
     np.testing.assert_allclose(np.asarray(state.obs[2:4]), target - finger, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_hopper_rewards_a_standing_hopper_as_dm_control():
+    """Random actions from a random pose earn hopper 0 (it lies on the floor), so the parity rollout cannot check
+    the reward: here both start upright (every joint at 0, the torso at its 1 m) moving forward at 1.5 m/s (hop's
+    speed term counts from 1 m/s) and take 10 steps of one action; obs and reward of each step are compared with
+    dm_control's, which then are not 0."""
+    from mujoco import mjx
+
+    for task, goal in (("hopper-stand", "stand"), ("hopper-hop", "hop")):
+        env = make_env(task, action_repeat=1).playground_env
+        state = env.reset(jax.random.key(0))
+        qvel = np.zeros(env.mjx_model.nv, np.float32)
+        qvel[0] = 1.5  # rootx
+        data = state.data.replace(qpos=jax.numpy.zeros_like(state.data.qpos), qvel=jax.numpy.asarray(qvel))
+        state = state.replace(data=mjx.forward(env.mjx_model, data))
+        action = np.array([0.3, -0.2, 0.5, 0.1], np.float32)
+        step = jax.jit(env.step)
+
+        from dm_control import suite
+
+        ref = suite.load("hopper", goal, task_kwargs={"random": 0})
+        ref.reset()
+        with ref.physics.reset_context():
+            ref.physics.data.qpos[:] = 0
+            ref.physics.data.qvel[:] = qvel
+        rewards = []
+        for _ in range(10):
+            state = step(state, action)
+            ts = ref.step(action)
+            obs = np.concatenate([np.ravel(v) for v in ts.observation.values()])
+            np.testing.assert_allclose(np.asarray(state.obs), obs, atol=0.02)
+            assert abs(float(state.reward) - ts.reward) < 0.01, (task, float(state.reward), ts.reward)
+            rewards.append(ts.reward)
+        assert min(rewards) > 0.1, (task, rewards)  # a reward that the comparison can see

@@ -25,8 +25,6 @@ TASKS: dict[str, str] = {
     "finger-turn-easy": "FingerTurnEasy",
     "finger-turn-hard": "FingerTurnHard",
     "fish-swim": "FishSwim",
-    "hopper-hop": "HopperHop",
-    "hopper-stand": "HopperStand",
     "humanoid-run": "HumanoidRun",
     "humanoid-stand": "HumanoidStand",
     "humanoid-walk": "HumanoidWalk",
@@ -50,6 +48,8 @@ OUR_TASKS: dict[str, str] = {
     "point_mass-easy": "suite",
     "reacher-easy": "suite",
     "reacher-hard": "suite",
+    "hopper-stand": "suite",
+    "hopper-hop": "suite",
     "walker-walk-backwards": "custom",
     "walker-run-backwards": "custom",
     "cheetah-run-backwards": "custom",
@@ -78,7 +78,8 @@ REPLACED: dict[str, str] = {"walker-stand": "WalkerStand", "walker-walk": "Walke
                              "cartpole-swingup": "CartpoleSwingup", "cartpole-swingup-sparse": "CartpoleSwingupSparse",
                              "cup-catch": "BallInCup", "acrobot-swingup": "AcrobotSwingup",
                              "acrobot-swingup-sparse": "AcrobotSwingupSparse", "point_mass-easy": "PointMass",
-                             "reacher-easy": "ReacherEasy", "reacher-hard": "ReacherHard"}
+                             "reacher-easy": "ReacherEasy", "reacher-hard": "ReacherHard",
+                             "hopper-stand": "HopperStand", "hopper-hop": "HopperHop"}
 """Our corrected task -> the mujoco_playground env it replaces (whose name is still accepted as an alias)."""
 
 TASK_SOURCES: dict[str, str] = {
