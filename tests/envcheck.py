@@ -50,6 +50,7 @@ def _reference(task, ours=None):
         "pendulum": ("pendulum", "swingup"), "cup": ("ball_in_cup", "catch"), "quadruped": ("quadruped", None),
         "dog": ("dog", None), "cartpole": ("cartpole", None), "acrobot": ("acrobot", None),
         "point_mass": ("point_mass", None), "reacher": ("reacher", None),
+        "swimmer": ("swimmer", None),
     }.get(task.split("-")[0], (None, None))
 
     if task.startswith("reacher-three"):

@@ -64,6 +64,7 @@ EXPECTED_SPECS = {
     "cartpole-swingup": (5, 1), "cartpole-swingup-sparse": (5, 1), "cup-catch": (8, 2),
     "acrobot-swingup": (6, 1), "acrobot-swingup-sparse": (6, 1), "point_mass-easy": (4, 2),
     "reacher-easy": (6, 2), "reacher-hard": (6, 2), "hopper-stand": (15, 4), "hopper-hop": (15, 4),
+    "swimmer-swimmer6": (25, 5),
 }
 
 
@@ -149,6 +150,7 @@ PARITY: dict[str, tuple] = {
     "reacher-hard": _REACHER_TWO,
     "hopper-stand": _HOPPER,
     "hopper-hop": _HOPPER,
+    "swimmer-swimmer6": (F32, F32, F32, F32, F32, F32),  # dm_control's timestep; no contacts (measured 5e-5)
 }
 """task -> max abs error bounds, in :func:`parity_errors`' order, each with the reason for its size."""
 
@@ -213,6 +215,19 @@ def test_reacher_first_observation_points_at_the_target():
     target = np.asarray(state.data.mocap_pos[env._target_mocap_body_id, :2])  # noqa: SLF001
     assert 0.05 <= np.linalg.norm(target) <= 0.2
     np.testing.assert_allclose(np.asarray(state.obs[2:4]), target - finger, atol=1e-6)
+
+
+def test_swimmer_first_observation_points_at_the_target():
+    """dm_control places the target before computing the kinematics; playground moved it after `mjx.forward`, so
+    its first `to_target` pointed at the target's default place (1, 1)."""
+    env = make_env("swimmer-swimmer6").playground_env
+    state = jax.jit(env.reset)(jax.random.key(3))
+    data = state.data
+    target = np.asarray(data.mocap_pos[env._target_mocap_body_id])  # noqa: SLF001
+    assert not np.allclose(target[:2], 1.0) and np.abs(target[:2]).max() <= 2.0
+    nose = np.asarray(data.geom_xpos[env._nose_geom_id])  # noqa: SLF001
+    head = np.asarray(data.xmat[env._head_body_id])  # noqa: SLF001
+    np.testing.assert_allclose(np.asarray(state.obs[5:7]), ((target - nose) @ head)[:2], atol=1e-5)
 
 
 @pytest.mark.slow

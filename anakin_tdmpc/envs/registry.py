@@ -28,7 +28,6 @@ TASKS: dict[str, str] = {
     "humanoid-run": "HumanoidRun",
     "humanoid-stand": "HumanoidStand",
     "humanoid-walk": "HumanoidWalk",
-    "swimmer-swimmer6": "SwimmerSwimmer6",
 }
 """Canonical task name -> mujoco_playground ``dm_control_suite`` env name."""
 
@@ -50,6 +49,7 @@ OUR_TASKS: dict[str, str] = {
     "reacher-hard": "suite",
     "hopper-stand": "suite",
     "hopper-hop": "suite",
+    "swimmer-swimmer6": "suite",
     "walker-walk-backwards": "custom",
     "walker-run-backwards": "custom",
     "cheetah-run-backwards": "custom",
@@ -79,7 +79,8 @@ REPLACED: dict[str, str] = {"walker-stand": "WalkerStand", "walker-walk": "Walke
                              "cup-catch": "BallInCup", "acrobot-swingup": "AcrobotSwingup",
                              "acrobot-swingup-sparse": "AcrobotSwingupSparse", "point_mass-easy": "PointMass",
                              "reacher-easy": "ReacherEasy", "reacher-hard": "ReacherHard",
-                             "hopper-stand": "HopperStand", "hopper-hop": "HopperHop"}
+                             "hopper-stand": "HopperStand", "hopper-hop": "HopperHop",
+                             "swimmer-swimmer6": "SwimmerSwimmer6"}
 """Our corrected task -> the mujoco_playground env it replaces (whose name is still accepted as an alias)."""
 
 TASK_SOURCES: dict[str, str] = {

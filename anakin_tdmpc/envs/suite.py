@@ -87,6 +87,16 @@ Reacher (reacher-easy, reacher-hard), on playground's ``Reacher``:
 * observation and reward read the state after the step;
 * unchanged: the initial joint angles (shoulder uniform in [-pi, pi], wrist uniform in its range) and target
   draw (radius U(0.05, 0.2), angle U(0, 2 pi)), target sizes (0.05 easy, 0.015 hard), reward, 1000 steps.
+
+Swimmer (swimmer-swimmer6), on playground's ``Swim``:
+
+* dm_control's timestep: 15 steps of 2 ms per 30 ms control step (playground: 10 of 3 ms);
+* the target is placed before the kinematics are computed, so the first observation's ``to_target`` points at
+  it (playground places it after ``mjx.forward``: the first observation reads the target at (1, 1));
+* observation and reward read the state after the step (the velocimeter and gyro sensors included);
+* unchanged: the initial state (heading uniform in [-pi, pi], joints uniform in their ranges), the target draw
+  (within 0.3 one time in five, else within 2), observation, reward, 1000 steps. Contacts are off in both;
+  equal to dm_control to 1e-4.
 """
 
 from __future__ import annotations
@@ -99,7 +109,7 @@ import mujoco
 from mujoco import mjx
 from mujoco_playground._src import mjx_env
 from mujoco_playground._src.dm_control_suite import (acrobot, ball_in_cup, cartpole, cheetah, hopper, pendulum,
-                                                      point_mass, reacher, walker)
+                                                      point_mass, reacher, swimmer, walker)
 
 from anakin_tdmpc.envs.base import initial_state, step_then_observe
 
@@ -268,6 +278,28 @@ class Reacher(_ObserveAfterStep, reacher.Reacher):
         return initial_state(self, mjx.forward(self.mjx_model, data), rng)
 
 
+class Swimmer(_ObserveAfterStep, swimmer.Swim):
+    """dm_control's swimmer (``n_links`` 6: swimmer-swimmer6): see the module docstring."""
+
+    def __init__(self, n_links: int, config_overrides: dict[str, Any] | None = None):
+        config = swimmer.default_config()
+        config.sim_dt = 0.002  # dm_control's timestep: 15 physics steps per 30 ms control step
+        super().__init__(n_links, config=config, config_overrides=config_overrides)
+
+    def reset(self, rng: jax.Array) -> mjx_env.State:
+        rng, heading_key, joints_key, close_key, target_key = jax.random.split(rng, 5)
+        qpos = jp.zeros(self.mjx_model.nq)
+        qpos = qpos.at[2].set(jax.random.uniform(heading_key, (), minval=-jp.pi, maxval=jp.pi))
+        qpos = qpos.at[3:].set(jax.random.uniform(joints_key, (self.mjx_model.nq - 3,), minval=self._lowers,
+                                                  maxval=self._uppers))
+        data = mjx_env.make_data(self.mj_model, qpos=qpos, impl=self.mjx_model.impl.value,
+                                 naconmax=self._config.naconmax, njmax=self._config.njmax)
+        box = jp.where(jax.random.bernoulli(close_key, 0.2), 0.3, 2.0)  # a close target one time in five
+        target = jax.random.uniform(target_key, (2,), minval=-box, maxval=box)
+        data = data.replace(mocap_pos=data.mocap_pos.at[self._target_mocap_body_id, :2].set(target))
+        return initial_state(self, mjx.forward(self.mjx_model, data), rng)
+
+
 def _walker(move_speed: float, overrides: dict[str, Any] | None) -> Walker:
     return Walker(move_speed=move_speed, config=walker.default_config(), config_overrides=overrides)
 
@@ -290,5 +322,6 @@ CUSTOM_TASKS: dict[str, Any] = {
     "reacher-hard": lambda o: Reacher(reacher.SMALL_TARGET, o),
     "hopper-stand": lambda o: Hopper(False, o),
     "hopper-hop": lambda o: Hopper(True, o),
+    "swimmer-swimmer6": lambda o: Swimmer(6, o),
 }
 """Canonical task name -> ``constructor(config_overrides) -> MjxEnv`` of the corrected dm_control tasks."""
