@@ -64,7 +64,7 @@ EXPECTED_SPECS = {
     "cartpole-swingup": (5, 1), "cartpole-swingup-sparse": (5, 1), "cup-catch": (8, 2),
     "acrobot-swingup": (6, 1), "acrobot-swingup-sparse": (6, 1), "point_mass-easy": (4, 2),
     "reacher-easy": (6, 2), "reacher-hard": (6, 2), "hopper-stand": (15, 4), "hopper-hop": (15, 4),
-    "swimmer-swimmer6": (25, 5),
+    "swimmer-swimmer6": (25, 5), "finger-spin": (9, 2), "finger-turn-easy": (12, 2), "finger-turn-hard": (12, 2),
 }
 
 
@@ -111,6 +111,14 @@ _CARTPOLE = (F32, F32, F32, F32, F32, F32)  # RK4 and dm_control's timestep; no 
 _CUP = (F32, F32, F32, F32, 0.35, 0.015)  # as cup-spin: stock, 1 solver iteration vs 100 on the string and cup
 # contacts, eulerdamp off (measured 0.268, reward 0)
 
+# finger: dm_control's timestep, integrator and elliptic cone; 10 solver iterations (dm_control 200) and
+# playground's contact caps and inert decorations. With the actions pushing the finger onto the spinner
+# (envcheck.ACTION_BIAS: contact in ~30 of 100 steps, the spinner spun up to ~13 rad/s) measured 0.004 free,
+# 0.0008 resynced, matched and as shipped alike; pyramidal cones instead: 1.95 as shipped. Turn (other initial
+# states): as shipped 0.0006; matched, MuJoCo C itself at 10 iterations leaves the spinner's friction loss
+# unconverged in one step (hinge velocity off by 0.0496 from MJX's, which matches dm_control's at 200).
+_FINGER = (0.01, F32, 2 * F32, F32, 2 * F32, F32)
+_FINGER_TURN = (0.1, F32, 0.1, F32, 2 * F32, F32)
 _ACROBOT = (F32, F32, F32, F32, F32, F32)  # RK4 and dm_control's timestep; no contacts
 _POINT_MASS = (F32, F32, F32, F32, F32, F32)  # the same model and timestep
 _REACHER_TWO = (F32, F32, F32, F32, F32, F32)  # dm_control's timestep, eulerdamp and solver; no contacts
@@ -151,6 +159,9 @@ PARITY: dict[str, tuple] = {
     "hopper-stand": _HOPPER,
     "hopper-hop": _HOPPER,
     "swimmer-swimmer6": (F32, F32, F32, F32, F32, F32),  # dm_control's timestep; no contacts (measured 5e-5)
+    "finger-spin": _FINGER,
+    "finger-turn-easy": _FINGER_TURN,
+    "finger-turn-hard": _FINGER_TURN,
 }
 """task -> max abs error bounds, in :func:`parity_errors`' order, each with the reason for its size."""
 
@@ -215,6 +226,29 @@ def test_reacher_first_observation_points_at_the_target():
     target = np.asarray(state.data.mocap_pos[env._target_mocap_body_id, :2])  # noqa: SLF001
     assert 0.05 <= np.linalg.norm(target) <= 0.2
     np.testing.assert_allclose(np.asarray(state.obs[2:4]), target - finger, atol=1e-6)
+
+
+def test_finger_draws_its_joints_independently_and_free_of_contacts():
+    """dm_control draws the finger's two joints in their ranges and the spinner in [-pi, pi] independently, again
+    until nothing touches; playground drew the spinner with the finger's key (its angle a function of the
+    proximal angle) and kept touching draws."""
+    env = make_env("finger-spin")
+    data = jax.jit(env.reset, static_argnums=1)(jax.random.key(0), 1024).physics.data
+    qpos = np.asarray(data.qpos)
+    assert abs(np.corrcoef(qpos[:, 0], qpos[:, 2])[0, 1]) < 0.1
+    assert qpos[:, 2].min() < -3.0 and qpos[:, 2].max() > 3.0
+    assert (np.asarray(data._impl.contact.dist) >= 0).all()  # noqa: SLF001 - no draw left touching
+
+
+def test_finger_turn_first_observation_sees_the_target():
+    """dm_control places the target before computing the kinematics; playground moved it after `mjx.forward`, so
+    its first `target_position` and `dist_to_target` read the target's default place."""
+    env = make_env("finger-turn-easy").playground_env
+    state = jax.jit(env.reset)(jax.random.key(1))
+    target = np.asarray(state.data.mocap_pos[env._target_mocap_body_id, [0, 2]])  # noqa: SLF001
+    spinner = np.asarray(state.data.xpos[env.mj_model.body("spinner").id, [0, 2]])
+    np.testing.assert_allclose(np.asarray(state.obs[9:11]), target - spinner, atol=1e-5)
+    assert abs(np.linalg.norm(target - spinner) - env._radius) < 1e-5  # noqa: SLF001 - on the spinner's circle
 
 
 def test_swimmer_first_observation_points_at_the_target():

@@ -21,9 +21,6 @@ from anakin_tdmpc.envs.protocol import EnvError, check_env, is_positive_int
 from anakin_tdmpc.envs.wrapper import Env
 
 TASKS: dict[str, str] = {
-    "finger-spin": "FingerSpin",
-    "finger-turn-easy": "FingerTurnEasy",
-    "finger-turn-hard": "FingerTurnHard",
     "fish-swim": "FishSwim",
     "humanoid-run": "HumanoidRun",
     "humanoid-stand": "HumanoidStand",
@@ -50,6 +47,9 @@ OUR_TASKS: dict[str, str] = {
     "hopper-stand": "suite",
     "hopper-hop": "suite",
     "swimmer-swimmer6": "suite",
+    "finger-spin": "suite",
+    "finger-turn-easy": "suite",
+    "finger-turn-hard": "suite",
     "walker-walk-backwards": "custom",
     "walker-run-backwards": "custom",
     "cheetah-run-backwards": "custom",
@@ -80,7 +80,8 @@ REPLACED: dict[str, str] = {"walker-stand": "WalkerStand", "walker-walk": "Walke
                              "acrobot-swingup-sparse": "AcrobotSwingupSparse", "point_mass-easy": "PointMass",
                              "reacher-easy": "ReacherEasy", "reacher-hard": "ReacherHard",
                              "hopper-stand": "HopperStand", "hopper-hop": "HopperHop",
-                             "swimmer-swimmer6": "SwimmerSwimmer6"}
+                             "swimmer-swimmer6": "SwimmerSwimmer6", "finger-spin": "FingerSpin",
+                             "finger-turn-easy": "FingerTurnEasy", "finger-turn-hard": "FingerTurnHard"}
 """Our corrected task -> the mujoco_playground env it replaces (whose name is still accepted as an alias)."""
 
 TASK_SOURCES: dict[str, str] = {

@@ -88,6 +88,23 @@ Reacher (reacher-easy, reacher-hard), on playground's ``Reacher``:
 * unchanged: the initial joint angles (shoulder uniform in [-pi, pi], wrist uniform in its range) and target
   draw (radius U(0.05, 0.2), angle U(0, 2 pi)), target sizes (0.05 easy, 0.015 hard), reward, 1000 steps.
 
+Finger (finger-spin, finger-turn-easy, finger-turn-hard), on playground's ``Spin`` / ``Turn``:
+
+* physics as dm_control's: two 10 ms Euler steps per control step with implicit joint damping and elliptic
+  friction cones (playground: four 5 ms ``implicitfast`` steps, pyramidal cones, ``eulerdamp`` off); pyramidal
+  cones part from dm_control by up to 1.95 in one step's velocities once the finger pushes the spinner;
+* the initial joint angles are drawn independently (the finger's two in their ranges, the spinner's in
+  [-pi, pi]) and again until nothing touches, as dm_control's (playground draws the spinner with the finger's
+  key, so its angle was a function of the proximal angle, and keeps touching draws);
+* finger-turn: the target is placed before the kinematics are computed, so the first observation's
+  ``target_position`` and ``dist_to_target`` see it (playground: the target's default place);
+* observation and reward read the state after the step;
+* kept from playground, with the parity test's measure: 10 solver iterations / 8 line-search steps
+  (dm_control: 200 / 50), at most 2 geom pairs of a kind and 4 contact points, and the two decoration cylinders
+  inert (collidable in dm_control; they sit inside the capsules and no other geom can reach them). With the
+  finger pushing the spinner, one-step observations stay within 8e-4 of dm_control's as shipped; dm_control's
+  200 / 50 iterations would cost 3.7x the env steps/s and the decorations' cylinder collisions 2.3x.
+
 Swimmer (swimmer-swimmer6), on playground's ``Swim``:
 
 * dm_control's timestep: 15 steps of 2 ms per 30 ms control step (playground: 10 of 3 ms);
@@ -108,8 +125,8 @@ import jax.numpy as jp
 import mujoco
 from mujoco import mjx
 from mujoco_playground._src import mjx_env
-from mujoco_playground._src.dm_control_suite import (acrobot, ball_in_cup, cartpole, cheetah, hopper, pendulum,
-                                                      point_mass, reacher, swimmer, walker)
+from mujoco_playground._src.dm_control_suite import (acrobot, ball_in_cup, cartpole, cheetah, finger, hopper,
+                                                      pendulum, point_mass, reacher, swimmer, walker)
 
 from anakin_tdmpc.envs.base import initial_state, step_then_observe
 
@@ -179,15 +196,21 @@ class Cartpole(_ObserveAfterStep, cartpole.Balance):
         return initial_state(self, mjx.forward(self.mjx_model, data), rng)
 
 
+def _collide_every_pair(model: mujoco.MjModel) -> None:
+    """Lifts playground's caps on MJX's collision detection (``max_geom_pairs``, ``max_contact_points``: -1 = none),
+    so every geom pair collides with all its contact points, as in MuJoCo."""
+    for cap in ("max_geom_pairs", "max_contact_points"):
+        if model.numeric(cap).adr.size:
+            model.numeric_data[model.numeric(cap).adr[0]] = -1
+
+
 class Hopper(_ObserveAfterStep, hopper.Hopper):
     """dm_control's hopper stand / hop: see the module docstring."""
 
     def __init__(self, hopping: bool, config_overrides: dict[str, Any] | None = None):
         super().__init__(hopping=hopping, config=hopper.default_config(), config_overrides=config_overrides)
-        model = self._mj_model
-        for cap in ("max_geom_pairs", "max_contact_points"):  # -1: MJX collides every pair, as MuJoCo does
-            model.numeric_data[model.numeric(cap).adr[0]] = -1
-        self._mjx_model = mjx.put_model(model, impl=self._config.impl)
+        _collide_every_pair(self._mj_model)
+        self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
 
 
 class Acrobot(_ObserveAfterStep, acrobot.Balance):
@@ -203,14 +226,30 @@ class PointMass(_ObserveAfterStep, point_mass.PointMass):
     """dm_control's point_mass easy: see the module docstring."""
 
 
-CUP_MAX_INIT_TRIES = 64
-"""Bound of the ball's rejection sampling (a ``lax.while_loop``, jit-friendly); the last draw is kept if
-none is accepted (never seen)."""
+MAX_INIT_TRIES = 64
+"""Bound of the rejection sampling of collision-free initial states (a ``lax.while_loop``, jit-friendly); the
+last draw is kept if none is accepted (never seen)."""
 
 
 def _penetrating(data: mjx.Data) -> jax.Array:
     """Whether any contact of an MJX (jax impl) data has a negative distance (dm_control: ncon > 0)."""
     return jp.any(data._impl.contact.dist < 0)  # noqa: SLF001 - mjx keeps contacts on the impl
+
+
+def _draw_until_accepted(attempt, key: jax.Array) -> mjx.Data:
+    """The first ``data`` of ``attempt(key) -> (data, accepted)`` that is accepted, drawing with fresh keys, at
+    most :data:`MAX_INIT_TRIES` times (dm_control's rejection loops for collision-free initial states)."""
+
+    def draw_again(carry):
+        key, _, tries, _ = carry
+        key, sub = jax.random.split(key)
+        data, ok = attempt(sub)
+        return key, ok, tries + 1, data
+
+    first, ok = attempt(key)
+    _, _, _, data = jax.lax.while_loop(lambda c: ~c[1] & (c[2] < MAX_INIT_TRIES), draw_again,
+                                       (jax.random.fold_in(key, 1), ok, 1, first))
+    return data
 
 
 class CupCatch(_ObserveAfterStep, ball_in_cup.BallInCup):
@@ -239,16 +278,65 @@ class CupCatch(_ObserveAfterStep, ball_in_cup.BallInCup):
             data = mjx.forward(self.mjx_model, base.replace(qpos=qpos))
             return data, ~_penetrating(data) & self._accept(data, accept_key)
 
-        def draw_again(carry):
-            key, _, tries, _ = carry
-            key, sub = jax.random.split(key)
-            data, ok = attempt(sub)
-            return key, ok, tries + 1, data
+        return initial_state(self, _draw_until_accepted(attempt, loop_key), rng)
 
-        first, ok = attempt(loop_key)
-        _, _, _, data = jax.lax.while_loop(lambda c: ~c[1] & (c[2] < CUP_MAX_INIT_TRIES), draw_again,
-                                           (jax.random.fold_in(loop_key, 1), ok, 1, first))
-        return initial_state(self, data, rng)
+
+class _Finger(_ObserveAfterStep):
+    """dm_control's finger physics and initial joint angles on playground's finger (``Spin`` or ``Turn``)."""
+
+    def __init__(self, *args, config_overrides: dict[str, Any] | None = None):
+        config = finger.default_config()
+        config.sim_dt = 0.01  # dm_control's timestep: 2 physics steps per 20 ms control step
+        super().__init__(*args, config=config, config_overrides=config_overrides)
+        model = self._mj_model
+        opt = model.opt
+        opt.integrator, opt.cone = mujoco.mjtIntegrator.mjINT_EULER, mujoco.mjtCone.mjCONE_ELLIPTIC
+        opt.iterations, opt.ls_iterations = 10, 8  # dm_control: 200 / 50; equal within 1e-3 (module docstring)
+        opt.disableflags &= ~int(mujoco.mjtDisableBit.mjDSBL_EULERDAMP)
+        self._mjx_model = mjx.put_model(model, impl=self._config.impl)
+
+    def _free_joint_angles(self, base: mjx.Data, key: jax.Array) -> mjx.Data:
+        """``base`` with random joint angles (the finger's uniform in their ranges, the spinner's in [-pi, pi],
+        independent draws) that put no two geoms in contact, through ``mjx.forward``."""
+
+        def attempt(key):
+            finger_key, hinge_key = jax.random.split(key)
+            qpos = jp.concatenate([jax.random.uniform(finger_key, (2,), minval=self._lowers, maxval=self._uppers),
+                                   jax.random.uniform(hinge_key, (1,), minval=-jp.pi, maxval=jp.pi)])
+            data = mjx.forward(self.mjx_model, base.replace(qpos=qpos))
+            return data, ~_penetrating(data)
+
+        return _draw_until_accepted(attempt, key)
+
+    def _base_data(self) -> mjx.Data:
+        return mjx_env.make_data(self.mj_model, impl=self.mjx_model.impl.value, naconmax=self._config.naconmax,
+                                 njmax=self._config.njmax)
+
+
+class FingerSpin(_Finger, finger.Spin):
+    """dm_control's finger spin: see the module docstring."""
+
+    def reset(self, rng: jax.Array) -> mjx_env.State:
+        rng, key = jax.random.split(rng)
+        return initial_state(self, self._free_joint_angles(self._base_data(), key), rng)
+
+
+class FingerTurn(_Finger, finger.Turn):
+    """dm_control's finger turn easy / hard (``target_radius``): see the module docstring."""
+
+    def _post_init(self) -> None:
+        super()._post_init()
+        data = mujoco.MjData(self.mj_model)
+        mujoco.mj_kinematics(self.mj_model, data)
+        self._hinge_anchor = data.xanchor[self._hinge_joint_id, [0, 2]].copy()  # fixed: the spinner only turns
+
+    def reset(self, rng: jax.Array) -> mjx_env.State:
+        rng, angle_key, joints_key = jax.random.split(rng, 3)
+        angle = jax.random.uniform(angle_key, (), minval=-jp.pi, maxval=jp.pi)
+        target = self._hinge_anchor + self._radius * jp.stack([jp.sin(angle), jp.cos(angle)])
+        base = self._base_data()
+        base = base.replace(mocap_pos=base.mocap_pos.at[self._target_mocap_body_id, jp.array([0, 2])].set(target))
+        return initial_state(self, self._free_joint_angles(base, joints_key), rng)
 
 
 class Reacher(_ObserveAfterStep, reacher.Reacher):
@@ -323,5 +411,8 @@ CUSTOM_TASKS: dict[str, Any] = {
     "hopper-stand": lambda o: Hopper(False, o),
     "hopper-hop": lambda o: Hopper(True, o),
     "swimmer-swimmer6": lambda o: Swimmer(6, o),
+    "finger-spin": lambda o: FingerSpin(config_overrides=o),
+    "finger-turn-easy": lambda o: FingerTurn(finger.EASY_TARGET_SIZE, config_overrides=o),
+    "finger-turn-hard": lambda o: FingerTurn(finger.HARD_TARGET_SIZE, config_overrides=o),
 }
 """Canonical task name -> ``constructor(config_overrides) -> MjxEnv`` of the corrected dm_control tasks."""
