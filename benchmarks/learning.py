@@ -12,7 +12,9 @@ time, each in its own `python -m anakin_tdmpc.run` process (Ctrl-C or SIGTERM st
 stops the suite). With --num_seeds S, seeds train S at a time vmapped in one run.
 
 Outputs: benchmarks/results/learning_<tag>.{json,md,png} (tag: the preset unless --tag), written after every
-run, so finished rows are there while the suite goes on. The official numbers come from
+run, so finished rows are there while the suite goes on; rows already in those outputs (same preset, seeds,
+budget, eval period) that this invocation has no evals for are kept, so a suite continued on another machine or
+run a few tasks at a time adds its rows to the table. The official numbers come from
 anakin_tdmpc/reference_results (published every 100k env steps): the table shows them at the eval points that
 fall on a published step, the figure draws the published points with their seed range.
 """
@@ -318,9 +320,33 @@ def plot(table: list[dict], path: str) -> None:
     fig.savefig(path)
 
 
+def _key(row: dict) -> tuple[str, str, str]:
+    return row["algo"], row["task"], row["variant"]
+
+
+def merge_previous(stem: str, suite: Suite, table: list[dict]) -> list[dict]:
+    """``table`` with the rows of the outputs already at ``stem``.json that it has no eval points for (a row
+    finished earlier whose run dirs are gone, e.g. on another machine, or one left out by --tasks / --algos),
+    when those outputs are of the same preset, seeds, budget and eval period; the earlier rows keep their
+    order, rows new to the file come after them."""
+    try:
+        with open(stem + ".json") as f:
+            previous = json.load(f)
+    except (OSError, ValueError):
+        return table
+    same = (previous.get("preset"), previous.get("seeds"), previous.get("total_timesteps"),
+            previous.get("eval_every")) == (suite.preset, list(suite.seeds), suite.total_timesteps, suite.eval_every)
+    if not same:
+        return table
+    fresh = {_key(row): row for row in table if row["points"]}
+    merged = [fresh.pop(_key(row), row) for row in previous.get("table", [])]
+    known = {_key(row) for row in merged}
+    return merged + [row for row in table if _key(row) not in known]
+
+
 def write_outputs(learn: Learn, suite: Suite, runs: list[Run], command: str) -> str:
-    table = summarise(suite, runs)
     stem = os.path.join(learn.out_dir, f"learning_{learn.tag or suite.preset}")
+    table = merge_previous(stem, suite, summarise(suite, runs))
     os.makedirs(learn.out_dir, exist_ok=True)
     text = markdown(suite, table, command)
     with open(stem + ".json", "w") as f:

@@ -1,11 +1,13 @@
-"""Seeding rule at N = 16 envs: the default (every env finishes one random episode: 8000 agent steps) against the
-rule before it (2500 agent steps summed over the envs, `--seed_steps 2500`), same seeds, eval returns side by
-side at equal env steps.
+"""Seeding rule at N = 16 envs: every env finishes one random episode first (`--seed_steps 8000`) against the
+official single-env amount summed over the envs (`--seed_steps 2500`, the default), same seeds, eval returns
+side by side at equal env steps.
 
-    uv run python -m benchmarks.seeding                      # cartpole-swingup, seeds 1 2, 100k env steps
+    uv run python -m benchmarks.seeding                          # cartpole-swingup, seeds 1 2, 100k env steps
+    uv run python -m benchmarks.seeding --task walker-walk --num_seeds 2   # both seeds vmapped in one run a rule
 
-Each run is an ordinary run dir under --runs_dir (<rule>_<seed>); one that already holds a finished run is read,
-not retrained. Writes benchmarks/results/seeding_n16.{json,md}.
+Each run is an ordinary run dir under --runs_dir (<task>/<rule>_<seed>[_<num_seeds>]); one that already holds a
+finished run is read, not retrained. Writes benchmarks/results/seeding_n16[_<task>].{json,md} (no suffix for
+cartpole-swingup).
 """
 
 from __future__ import annotations
@@ -18,55 +20,71 @@ import shlex
 import tyro
 
 from anakin_tdmpc.run import main as train
+from benchmarks.learning import eval_returns
 
 # the README's small CPU model at N = 16
 SMALL = ("--num_envs 16 --model_size 1 --latent_dim 64 --mlp_dim 128 --enc_dim 128 --num_q 2 --num_samples 64 "
          "--num_elites 8 --num_pi_trajs 4 --iterations 3 --batch_size 64 --eval_episodes 8 --log_every 10000")
-RULES = {"default": [], "old_2500": ["--seed_steps", "2500"]}
+RULES = {"whole_episode": ["--seed_steps", "8000"], "single_env": ["--seed_steps", "2500"]}
 
 
 @dataclasses.dataclass
 class Seeding:
     task: str = "cartpole-swingup"
     seeds: tuple[int, ...] = (1, 2)
+    num_seeds: int = 1
+    """seeds trained together, vmapped in one run (consecutive seeds; must divide the number of seeds)"""
     total_timesteps: int = 100_000
     eval_every: int = 20_000
     runs_dir: str = "runs/seeding"
-    out: str = "benchmarks/results/seeding_n16"
+    out: str = ""
+    """output path without suffix (default benchmarks/results/seeding_n16[_<task>])"""
 
 
-def evals(run_dir: str) -> dict[int, float]:
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return {r["env_steps"]: r["eval/episode_return"] for r in rows if "eval/episode_return" in r}
+def evals(run_dir: str, seeds: tuple[int, ...]) -> dict[int, dict[int, float]]:
+    """env step -> {seed: eval return} of a run dir (empty if it has none yet)."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return eval_returns([json.loads(line) for line in f if line.strip()], seeds)
 
 
 def main(opts: Seeding) -> None:
+    if opts.num_seeds < 1 or len(opts.seeds) % opts.num_seeds:
+        raise SystemExit(f"error: --num_seeds {opts.num_seeds} must divide the {len(opts.seeds)} seeds")
+    out = opts.out or "benchmarks/results/seeding_n16" + ("" if opts.task == "cartpole-swingup" else f"_{opts.task}")
     results = {}
     for rule, extra in RULES.items():
-        for seed in opts.seeds:
-            run_dir = os.path.join(opts.runs_dir, f"{rule}_{seed}")
-            done = os.path.exists(os.path.join(run_dir, "metrics.jsonl")) and max(evals(run_dir), default=0) >= \
-                opts.total_timesteps
-            if not done:
-                train(["--task", opts.task, "--seed", str(seed), "--total_timesteps", str(opts.total_timesteps),
-                       "--eval_every", str(opts.eval_every), "--run_dir", run_dir, *shlex.split(SMALL), *extra])
-            results[f"{rule}/{seed}"] = evals(run_dir)
+        for i in range(0, len(opts.seeds), opts.num_seeds):
+            group = opts.seeds[i:i + opts.num_seeds]
+            name = f"{rule}_{group[0]}" + (f"_{len(group)}" if len(group) > 1 else "")
+            run_dir = os.path.join(opts.runs_dir, opts.task, name)
+            if max(evals(run_dir, group), default=0) < opts.total_timesteps:
+                vmapped = ["--num_seeds", str(len(group))] if len(group) > 1 else []
+                resume = ["--resume"] if os.path.exists(os.path.join(run_dir, "config.json")) else []
+                train(["--task", opts.task, "--seed", str(group[0]), "--total_timesteps", str(opts.total_timesteps),
+                       "--eval_every", str(opts.eval_every), "--checkpoint_every", str(opts.eval_every),
+                       "--run_dir", run_dir, *shlex.split(SMALL), *extra,
+                       *vmapped, *resume])
+            per_step = evals(run_dir, group)
+            for seed in group:
+                results[f"{rule}/{seed}"] = {step: v[seed] for step, v in per_step.items()}
     steps = sorted(next(iter(results.values())))
     lines = [f"# Seeding at N = 16: {opts.task}, eval return (8 episodes) at equal env steps", "",
-             "| env steps | " + " | ".join(results) + " | mean default | mean old |",
+             "| env steps | " + " | ".join(results) + " | mean whole_episode | mean single_env |",
              "|---" * (len(results) + 3) + "|"]
     for step in steps:
         values = [results[k].get(step, float("nan")) for k in results]
         mean = {rule: sum(results[f"{rule}/{s}"][step] for s in opts.seeds) / len(opts.seeds) for rule in RULES}
         lines.append(f"| {step:,} | " + " | ".join(f"{v:.1f}" for v in values)
-                     + f" | {mean['default']:.1f} | {mean['old_2500']:.1f} |")
-    lines += ["", f"Model and planner: `{SMALL}`; default seeding = max(2500, 16 x 500) = 8000 agent steps "
-              "(16k env steps) and 8000 pretraining updates; old = 2500 and 2500."]
-    os.makedirs(os.path.dirname(opts.out), exist_ok=True)
-    with open(opts.out + ".json", "w") as f:
+                     + f" | {mean['whole_episode']:.1f} | {mean['single_env']:.1f} |")
+    lines += ["", f"Model and planner: `{SMALL}`; whole_episode = 16 x 500 = 8000 agent steps (16k env steps) "
+              "and 8000 pretraining updates; single_env = 2500 and 2500 (the default)."]
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out + ".json", "w") as f:
         json.dump({"task": opts.task, "flags": SMALL, "evals": results}, f, indent=1)
-    with open(opts.out + ".md", "w") as f:
+    with open(out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -47,7 +47,8 @@ def test_a_flag_of_the_other_agent_is_refused():
 
 
 def test_seed_steps_and_action_repeat_come_from_the_agent():
-    assert config.default_seed_steps("tdmpc2", 500, 1) == 2500 and config.default_seed_steps("tdmpc", 500, 1) == 5000
-    assert config.default_seed_steps("tdmpc2", 500, 16) == 8000
+    assert config.default_seed_steps("tdmpc2", 500, 1, 3) == 2500
+    assert config.default_seed_steps("tdmpc", 500, 1, 5) == 5000
+    assert config.default_seed_steps("tdmpc2", 100, 16, 3) == 1000
     assert config.resolve_args(Args(algo="tdmpc", task="cartpole-swingup")).action_repeat == 8
     assert config.resolve_args(Args(task="cartpole-swingup")).action_repeat == 2

@@ -56,41 +56,40 @@ def test_explicit_flags_win_over_domain_defaults_and_domain_over_generic():
     ("algo", "num_envs", "episode_length", "expected"),
     [
         ("tdmpc2", 1, 500, 2500),  # the official single-env rule max(1000, 5 x 500)
-        ("tdmpc2", 4, 500, 2500),  # 4 x 500 < 2500: the single-env amount, 625 steps per env
-        ("tdmpc2", 16, 500, 8000),  # one whole episode of every env
-        ("tdmpc2", 256, 500, 128_000),
-        ("tdmpc2", 16, 100, 1600),
+        ("tdmpc2", 16, 500, 2500),  # the same env steps at any N: 157 agent steps per env
+        ("tdmpc2", 256, 500, 2500),
+        ("tdmpc2", 16, 100, 1000),  # max(1000, 5 x 100)
+        ("tdmpc2", 1024, 500, 4096),  # every env holds a training window: 1024 x (horizon 3 + 1)
         ("tdmpc", 1, 250, 5000),
         ("tdmpc", 16, 250, 5000),
-        ("tdmpc", 32, 250, 8000),
     ],
 )
-def test_default_seed_steps_let_every_env_finish_an_episode(algo, num_envs, episode_length, expected):
-    assert config.default_seed_steps(algo, episode_length, num_envs) == expected
+def test_default_seed_steps_are_the_single_env_trainers(algo, num_envs, episode_length, expected):
+    horizon = 3 if algo == "tdmpc2" else 5
+    assert config.default_seed_steps(algo, episode_length, num_envs, horizon) == expected
     schedule = config.make_schedule(
         Args(algo=algo, task="cheetah-run", num_envs=num_envs, total_timesteps=10**7, action_repeat=2),
-        episode_length, 3)
+        episode_length, horizon)
     assert schedule.seed_steps == expected and schedule.pretrain_updates == expected
-    # seeding iterations (agent steps per env) reach the end of the first episode of every env
-    assert -(-schedule.seed_steps // num_envs) >= episode_length
+    assert schedule.seed_steps // num_envs >= horizon + 1  # a training window in every env
 
 
 def test_seed_steps_flag_overrides_the_rule():
-    schedule = config.make_schedule(Args(num_envs=16, total_timesteps=10**6, seed_steps=2500), 500, 3)
-    assert schedule.seed_steps == 2500 and schedule.pretrain_updates == 2500
+    schedule = config.make_schedule(Args(num_envs=16, total_timesteps=10**6, seed_steps=8000), 500, 3)
+    assert schedule.seed_steps == 8000 and schedule.pretrain_updates == 8000
 
 
 def test_budget_shorter_than_seeding_is_refused_with_the_numbers():
-    with pytest.raises(config.ConfigError, match="8000 seed steps"):
-        config.make_schedule(Args(num_envs=16, total_timesteps=16_000), 500, 3)
+    with pytest.raises(config.ConfigError, match="2500 seed steps"):
+        config.make_schedule(Args(num_envs=16, total_timesteps=4_000), 500, 3)
 
 
 def test_a_resumed_run_keeps_the_seed_steps_it_started_with():
     args = Args(num_envs=16, total_timesteps=10**6)
-    assert config.make_schedule(args, 500, 3).seed_steps == 8000
-    assert config.make_schedule(args, 500, 3, run_seed_steps=2500).seed_steps == 2500  # a run from older code
+    assert config.make_schedule(args, 500, 3).seed_steps == 2500
+    assert config.make_schedule(args, 500, 3, run_seed_steps=8000).seed_steps == 8000  # a run from older code
     explicit = Args(num_envs=16, total_timesteps=10**6, seed_steps=4000)
-    assert config.make_schedule(explicit, 500, 3, run_seed_steps=2500).seed_steps == 4000
+    assert config.make_schedule(explicit, 500, 3, run_seed_steps=8000).seed_steps == 4000
 
 
 def test_a_chunk_never_spans_more_than_the_eval_or_checkpoint_period():

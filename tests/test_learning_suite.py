@@ -110,3 +110,35 @@ def test_a_run_written_before_a_new_flag_still_counts_as_the_same(tmp_path):
     with open(os.path.join(run.path, "config.json"), "w") as f:
         json.dump(config, f)
     assert learning.state(run, 100_000) == "done"
+
+
+def test_rows_already_in_the_outputs_are_kept_when_their_runs_are_gone(tmp_path):
+    """A suite continued on another machine (its earlier run dirs gone) or a few tasks at a time adds its rows
+    to the table and keeps the earlier ones; a table of another budget is replaced."""
+    def finish(task, value):
+        learn = _learn(tmp_path, tasks=(task,), algos=("tdmpc2",), seeds=(1,), total_timesteps=20_000)
+        _, runs = learning.resolve(learn)
+        _fake_run(runs[0], [{"env_steps": 20_000, "time": 60.0, "eval/episode_return": value}])
+        learning.main(learn)
+        return runs[0]
+
+    first = finish("walker-walk", 500.0)
+    import shutil
+
+    shutil.rmtree(first.path)  # the run dir is gone, its row stays in the outputs
+    finish("cheetah-run", 300.0)
+    with open(tmp_path / "out" / "learning_cpu-small.json") as f:
+        table = json.load(f)["table"]
+    assert [(r["task"], r["points"][0]["mean"]) for r in table] == [("walker-walk", 500.0), ("cheetah-run", 300.0)]
+    finish("walker-walk", 700.0)  # a new run of a row replaces it in place
+    with open(tmp_path / "out" / "learning_cpu-small.json") as f:
+        table = json.load(f)["table"]
+    assert [(r["task"], r["points"][0]["mean"]) for r in table] == [("walker-walk", 700.0), ("cheetah-run", 300.0)]
+    md = (tmp_path / "out" / "learning_cpu-small.md").read_text()
+    assert "| tdmpc2 | walker-walk | - | 700 |" in md and "| tdmpc2 | cheetah-run | - | 300 |" in md
+    learn = _learn(tmp_path, tasks=("hopper-hop",), algos=("tdmpc2",), seeds=(1,), total_timesteps=40_000)
+    _, runs = learning.resolve(learn)
+    _fake_run(runs[0], [{"env_steps": 40_000, "time": 60.0, "eval/episode_return": 100.0}])
+    learning.main(learn)
+    with open(tmp_path / "out" / "learning_cpu-small.json") as f:
+        assert [r["task"] for r in json.load(f)["table"]] == ["hopper-hop"]  # another budget: not merged
