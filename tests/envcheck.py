@@ -56,6 +56,7 @@ def _reference(task, ours=None):
         "dog": ("dog", None), "cartpole": ("cartpole", None), "acrobot": ("acrobot", None),
         "point_mass": ("point_mass", None), "reacher": ("reacher", None),
         "swimmer": ("swimmer", None), "finger": ("finger", None),
+        "fish": ("fish", None),
     }.get(task.split("-")[0], (None, None))
 
     if task.startswith("reacher-three"):
@@ -153,12 +154,10 @@ def _sync(physics, qpos, qvel, act, mocap_pos, warmstart):
             physics.data.act[:] = act
         if physics.model.nmocap:
             physics.data.mocap_pos[:] = mocap_pos
-        elif len(mocap_pos):  # dm_control's target is a world geom (reacher, swimmer) or site (finger), moved in
-            # the model
-            if "target" in physics.named.model.geom_pos.axes.row.names:
-                physics.named.model.geom_pos["target", :2] = mocap_pos[0, :2]
-            else:
-                physics.named.model.site_pos["target"] = mocap_pos[0]
+        elif len(mocap_pos):  # dm_control's target is a world geom (reacher, swimmer, fish) or site (finger),
+            # moved in the model
+            model = physics.named.model
+            (model.geom_pos if "target" in model.geom_pos.axes.row.names else model.site_pos)["target"] = mocap_pos[0]
 
 
 def _rollout(task, seed=0):

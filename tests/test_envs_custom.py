@@ -65,6 +65,7 @@ EXPECTED_SPECS = {
     "acrobot-swingup": (6, 1), "acrobot-swingup-sparse": (6, 1), "point_mass-easy": (4, 2),
     "reacher-easy": (6, 2), "reacher-hard": (6, 2), "hopper-stand": (15, 4), "hopper-hop": (15, 4),
     "swimmer-swimmer6": (25, 5), "finger-spin": (9, 2), "finger-turn-easy": (12, 2), "finger-turn-hard": (12, 2),
+    "fish-swim": (24, 5),
 }
 
 
@@ -159,6 +160,7 @@ PARITY: dict[str, tuple] = {
     "hopper-stand": _HOPPER,
     "hopper-hop": _HOPPER,
     "swimmer-swimmer6": (F32, F32, F32, F32, F32, F32),  # dm_control's timestep; no contacts (measured 5e-5)
+    "fish-swim": (F32, F32, F32, F32, F32, F32),  # dm_control's timestep and torso box; no constraints (1e-5)
     "finger-spin": _FINGER,
     "finger-turn-easy": _FINGER_TURN,
     "finger-turn-hard": _FINGER_TURN,
@@ -249,6 +251,20 @@ def test_finger_turn_first_observation_sees_the_target():
     spinner = np.asarray(state.data.xpos[env.mj_model.body("spinner").id, [0, 2]])
     np.testing.assert_allclose(np.asarray(state.obs[9:11]), target - spinner, atol=1e-5)
     assert abs(np.linalg.norm(target - spinner) - env._radius) < 1e-5  # noqa: SLF001 - on the spinner's circle
+
+
+def test_fish_starts_at_dm_controls_height_seeing_its_target():
+    """dm_control's fish starts at the model's 0.1 m with a random orientation and sees its target from the
+    first observation; playground's started at z = 0 and observed the target's default place first."""
+    env = make_env("fish-swim").playground_env
+    state = jax.jit(env.reset)(jax.random.key(2))
+    data = state.data
+    np.testing.assert_allclose(np.asarray(data.qpos[:3]), [0, 0, 0.1], atol=1e-7)
+    target = np.asarray(data.mocap_pos[env._target_mocap_body_id])  # noqa: SLF001
+    mouth = np.asarray(data.geom_xpos[env._mouth_geom_id])  # noqa: SLF001
+    expected = (target - mouth) @ np.asarray(data.geom_xmat[env._mouth_geom_id])  # noqa: SLF001
+    np.testing.assert_allclose(np.asarray(state.obs[8:11]), expected, atol=1e-5)  # after 7 joints and upright
+    assert not np.allclose(target, [0, 0.4, 0.1])
 
 
 def test_swimmer_first_observation_points_at_the_target():

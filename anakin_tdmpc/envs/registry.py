@@ -21,7 +21,6 @@ from anakin_tdmpc.envs.protocol import EnvError, check_env, is_positive_int
 from anakin_tdmpc.envs.wrapper import Env
 
 TASKS: dict[str, str] = {
-    "fish-swim": "FishSwim",
     "humanoid-run": "HumanoidRun",
     "humanoid-stand": "HumanoidStand",
     "humanoid-walk": "HumanoidWalk",
@@ -47,6 +46,7 @@ OUR_TASKS: dict[str, str] = {
     "hopper-stand": "suite",
     "hopper-hop": "suite",
     "swimmer-swimmer6": "suite",
+    "fish-swim": "suite",
     "finger-spin": "suite",
     "finger-turn-easy": "suite",
     "finger-turn-hard": "suite",
@@ -80,7 +80,7 @@ REPLACED: dict[str, str] = {"walker-stand": "WalkerStand", "walker-walk": "Walke
                              "acrobot-swingup-sparse": "AcrobotSwingupSparse", "point_mass-easy": "PointMass",
                              "reacher-easy": "ReacherEasy", "reacher-hard": "ReacherHard",
                              "hopper-stand": "HopperStand", "hopper-hop": "HopperHop",
-                             "swimmer-swimmer6": "SwimmerSwimmer6", "finger-spin": "FingerSpin",
+                             "swimmer-swimmer6": "SwimmerSwimmer6", "finger-spin": "FingerSpin", "fish-swim": "FishSwim",
                              "finger-turn-easy": "FingerTurnEasy", "finger-turn-hard": "FingerTurnHard"}
 """Our corrected task -> the mujoco_playground env it replaces (whose name is still accepted as an alias)."""
 

@@ -105,6 +105,19 @@ Finger (finger-spin, finger-turn-easy, finger-turn-hard), on playground's ``Spin
   finger pushing the spinner, one-step observations stay within 8e-4 of dm_control's as shipped; dm_control's
   200 / 50 iterations would cost 3.7x the env steps/s and the decorations' cylinder collisions 2.3x.
 
+Fish (fish-swim), on playground's ``Swim``:
+
+* dm_control's model and timestep: the torso's mass geom is dm_control's box (0.002 x 0.06 x 0.03; playground:
+  a sphere of radius 0.03, with another mass, inertia and fluid drag), 10 steps of 4 ms per 40 ms control step
+  (playground: 20 of 2 ms), implicit joint damping;
+* the torso starts at the model's height 0.1 (playground: 0, so the target, z ~ U(0.1, 0.3), sat 0.1 higher
+  relative to the fish), with dm_control's random orientation and joint angles U(-0.2, 0.2);
+* the target is placed before the kinematics are computed (playground: the first observation saw the target's
+  default place);
+* dm_control's observation order: joint angles, upright, mouth-to-target, velocities (playground puts upright
+  first); observation and reward read the state after the step;
+* unchanged: the reward, 1000 steps. Constraints are off in both: equal to dm_control to 1e-4.
+
 Swimmer (swimmer-swimmer6), on playground's ``Swim``:
 
 * dm_control's timestep: 15 steps of 2 ms per 30 ms control step (playground: 10 of 3 ms);
@@ -125,8 +138,8 @@ import jax.numpy as jp
 import mujoco
 from mujoco import mjx
 from mujoco_playground._src import mjx_env
-from mujoco_playground._src.dm_control_suite import (acrobot, ball_in_cup, cartpole, cheetah, finger, hopper,
-                                                      pendulum, point_mass, reacher, swimmer, walker)
+from mujoco_playground._src.dm_control_suite import (acrobot, ball_in_cup, cartpole, cheetah, common, finger, fish,
+                                                      hopper, pendulum, point_mass, reacher, swimmer, walker)
 
 from anakin_tdmpc.envs.base import initial_state, step_then_observe
 
@@ -388,6 +401,46 @@ class Swimmer(_ObserveAfterStep, swimmer.Swim):
         return initial_state(self, mjx.forward(self.mjx_model, data), rng)
 
 
+class FishSwim(_ObserveAfterStep, fish.Swim):
+    """dm_control's fish swim: see the module docstring."""
+
+    def __init__(self, config_overrides: dict[str, Any] | None = None):
+        config = fish.default_config()
+        config.sim_dt = 0.004  # dm_control's timestep: 10 physics steps per 40 ms control step
+        super().__init__(config=config, config_overrides=config_overrides)
+        spec = mujoco.MjSpec.from_string(fish._XML_PATH.read_text(), common.get_assets())  # noqa: SLF001
+        for geom in spec.geoms:
+            if geom.name == "torso_massive":  # dm_control's box (playground: a sphere of radius 0.03)
+                geom.type = mujoco.mjtGeom.mjGEOM_BOX
+                geom.size = [0.002, 0.06, 0.03]
+                geom.contype = geom.conaffinity = 0  # MJX has no box-ellipsoid collision; contacts are off anyway
+        self._mj_model = spec.compile()
+        self._mj_model.opt.timestep = self.sim_dt
+        self._mj_model.opt.disableflags &= ~int(mujoco.mjtDisableBit.mjDSBL_EULERDAMP)
+        self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
+        self._post_init()
+
+    def reset(self, rng: jax.Array) -> mjx_env.State:
+        rng, quat_key, joints_key, target_key = jax.random.split(rng, 4)
+        quat = jax.random.normal(quat_key, (4,))
+        qpos = jp.asarray(self.mj_model.qpos0)  # the torso at (0, 0, 0.1), as dm_control's (playground: z = 0)
+        qpos = qpos.at[3:7].set(quat / jp.linalg.norm(quat))
+        qpos = qpos.at[self._joints_qposadr].set(
+            jax.random.uniform(joints_key, (len(self._joints_qposadr),), minval=-0.2, maxval=0.2))
+        data = mjx_env.make_data(self.mj_model, qpos=qpos, impl=self.mjx_model.impl.value,
+                                 naconmax=self._config.naconmax, njmax=self._config.njmax)
+        target = jax.random.uniform(target_key, (3,), minval=self._min_xyz, maxval=self._max_xyz)
+        data = data.replace(mocap_pos=data.mocap_pos.at[self._target_mocap_body_id].set(target))
+        return initial_state(self, mjx.forward(self.mjx_model, data), rng)
+
+    def _get_obs(self, data: mjx.Data, info: dict[str, Any]) -> jax.Array:
+        del info
+        to_target = (data.geom_xpos[self._target_geom_id] - data.geom_xpos[self._mouth_geom_id]) \
+            @ data.geom_xmat[self._mouth_geom_id]
+        return jp.concatenate([data.qpos[self._joints_qposadr], data.xmat[self._torso_body_id, 2, 2:3], to_target,
+                               data.qvel])
+
+
 def _walker(move_speed: float, overrides: dict[str, Any] | None) -> Walker:
     return Walker(move_speed=move_speed, config=walker.default_config(), config_overrides=overrides)
 
@@ -411,6 +464,7 @@ CUSTOM_TASKS: dict[str, Any] = {
     "hopper-stand": lambda o: Hopper(False, o),
     "hopper-hop": lambda o: Hopper(True, o),
     "swimmer-swimmer6": lambda o: Swimmer(6, o),
+    "fish-swim": lambda o: FishSwim(o),
     "finger-spin": lambda o: FingerSpin(config_overrides=o),
     "finger-turn-easy": lambda o: FingerTurn(finger.EASY_TARGET_SIZE, config_overrides=o),
     "finger-turn-hard": lambda o: FingerTurn(finger.HARD_TARGET_SIZE, config_overrides=o),
