@@ -56,7 +56,7 @@ def _reference(task, ours=None):
         "dog": ("dog", None), "cartpole": ("cartpole", None), "acrobot": ("acrobot", None),
         "point_mass": ("point_mass", None), "reacher": ("reacher", None),
         "swimmer": ("swimmer", None), "finger": ("finger", None),
-        "fish": ("fish", None),
+        "fish": ("fish", None), "humanoid": ("humanoid", None),
     }.get(task.split("-")[0], (None, None))
 
     if task.startswith("reacher-three"):

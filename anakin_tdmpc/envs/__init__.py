@@ -1,11 +1,10 @@
-"""MJX DeepMind Control environments (mujoco_playground and our ports), and your own (`register`), batched
+"""MJX DeepMind Control environments (our ports, most on mujoco_playground's models), brax's, and your own (`register`), batched
 for Anakin training."""
 
 from anakin_tdmpc.envs import cpu_cholesky
 from anakin_tdmpc.envs.registry import (
     OUR_TASKS,
     TASK_SOURCES,
-    TASKS,
     EnvError,
     UnknownTaskError,
     canonical_task_name,
@@ -22,7 +21,6 @@ cpu_cholesky.install()  # before any env is compiled: see cpu_cholesky.py
 __all__ = [
     "OUR_TASKS",
     "TASK_SOURCES",
-    "TASKS",
     "Env",
     "EnvState",
     "StepOut",

@@ -20,13 +20,6 @@ from anakin_tdmpc.envs import brax_tasks
 from anakin_tdmpc.envs.protocol import EnvError, check_env, is_positive_int
 from anakin_tdmpc.envs.wrapper import Env
 
-TASKS: dict[str, str] = {
-    "humanoid-run": "HumanoidRun",
-    "humanoid-stand": "HumanoidStand",
-    "humanoid-walk": "HumanoidWalk",
-}
-"""Canonical task name -> mujoco_playground ``dm_control_suite`` env name."""
-
 OUR_TASKS: dict[str, str] = {
     "walker-stand": "suite",
     "walker-walk": "suite",
@@ -47,6 +40,9 @@ OUR_TASKS: dict[str, str] = {
     "hopper-hop": "suite",
     "swimmer-swimmer6": "suite",
     "fish-swim": "suite",
+    "humanoid-stand": "suite",
+    "humanoid-walk": "suite",
+    "humanoid-run": "suite",
     "finger-spin": "suite",
     "finger-turn-easy": "suite",
     "finger-turn-hard": "suite",
@@ -68,8 +64,8 @@ OUR_TASKS: dict[str, str] = {
     "dog-trot": "dog",
     "dog-run": "dog",
 }
-"""Canonical task name -> module of ``anakin_tdmpc.envs`` holding our own MJX port (``suite``: dm_control tasks
-on playground's models corrected to dm_control's MDP; ``custom``: TD-MPC2's custom tasks; ``quadruped``,
+"""Canonical task name -> module of ``anakin_tdmpc.envs`` holding our own MJX port (``suite``: the 25 dm_control
+tasks that mujoco_playground ports, on playground's models corrected to dm_control's MDP; ``custom``: TD-MPC2's custom tasks; ``quadruped``,
 ``dog``: dm_control's quadruped and dog)."""
 
 REPLACED: dict[str, str] = {"walker-stand": "WalkerStand", "walker-walk": "WalkerWalk", "walker-run": "WalkerRun",
@@ -81,15 +77,17 @@ REPLACED: dict[str, str] = {"walker-stand": "WalkerStand", "walker-walk": "Walke
                              "reacher-easy": "ReacherEasy", "reacher-hard": "ReacherHard",
                              "hopper-stand": "HopperStand", "hopper-hop": "HopperHop",
                              "swimmer-swimmer6": "SwimmerSwimmer6", "finger-spin": "FingerSpin", "fish-swim": "FishSwim",
+                             "humanoid-stand": "HumanoidStand", "humanoid-walk": "HumanoidWalk",
+                             "humanoid-run": "HumanoidRun",
                              "finger-turn-easy": "FingerTurnEasy", "finger-turn-hard": "FingerTurnHard"}
-"""Our corrected task -> the mujoco_playground env it replaces (whose name is still accepted as an alias)."""
+"""Our corrected task -> the mujoco_playground env it replaces (whose name is still accepted as an alias): all 25
+of playground's DMC envs."""
 
 TASK_SOURCES: dict[str, str] = {
-    **{name: "playground" for name in TASKS},
     **{name: "ours" for name in OUR_TASKS},
     **{name: "brax" for name in brax_tasks.BRAX_TASKS},
 }
-"""Every supported canonical task name -> where its MJX env comes from (``playground``, ``ours`` or ``brax``)."""
+"""Every supported canonical task name -> where its MJX env comes from (``ours`` or ``brax``)."""
 
 # dm_control domain names that differ from the TD-MPC2 ones (after _normalise).
 _DOMAIN_ALIASES: dict[str, str] = {"ball-in-cup-catch": "cup-catch"}
@@ -119,7 +117,7 @@ def _normalise(name: str) -> str:
 def _build_lookup() -> dict[str, str]:
     """Maps every accepted (normalised) spelling to its canonical name."""
     lookup = {_normalise(canonical): canonical for canonical in TASK_SOURCES}
-    lookup.update({_normalise(playground): canonical for canonical, playground in {**TASKS, **REPLACED}.items()})
+    lookup.update({_normalise(playground): canonical for canonical, playground in REPLACED.items()})
     lookup.update(_DOMAIN_ALIASES)
     return lookup
 
@@ -238,19 +236,6 @@ def _positive_int(what: str, value: Any) -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def _load_playground_env(playground_name: str) -> Any:
-    """Loads (once) the JAX-implementation playground env ``playground_name``.
-
-    ``impl='jax'`` is required: the default Warp backend cannot run inside
-    ``jit``/``scan``.
-    """
-    from mujoco_playground import registry as playground_registry
-
-    _ensure_mjspec_find_body()
-    return playground_registry.load(playground_name, config_overrides={"impl": "jax"})
-
-
-@functools.lru_cache(maxsize=None)
 def _load_our_env(name: str) -> Any:
     """Loads (once) our own MJX port of task ``name`` (see :data:`OUR_TASKS`), with ``impl='jax'``."""
     import importlib
@@ -272,9 +257,7 @@ def _load_registered(name: str) -> Any:
 
 
 def _load_env(name: str) -> Any:
-    """The single-environment env of canonical task ``name``: playground's, ours, or yours (checked)."""
-    if name in TASKS:
-        return _load_playground_env(TASKS[name])
+    """The single-environment env of canonical task ``name``: ours, brax's, or yours (checked)."""
     if name in _REGISTERED:
         return _load_registered(name)
     if name in brax_tasks.BRAX_TASKS:
@@ -286,17 +269,6 @@ def _load_env(name: str) -> Any:
 def _load_brax_env(name: str) -> Any:
     """Loads (once) brax's MJX env of task ``name`` in the env protocol (see brax_tasks.py)."""
     return brax_tasks.load(name)
-
-
-@functools.lru_cache(maxsize=None)
-def _spec(playground_name: str) -> tuple[int, int]:
-    """``(obs_dim, action_dim)`` of a playground env, cached.
-
-    The observation size is found by tracing ``reset`` (up to ~2 s per task on
-    CPU), so it is computed once per task.
-    """
-    playground_env = _load_playground_env(playground_name)
-    return int(playground_env.observation_size), int(playground_env.action_size)
 
 
 def default_episode_length(action_repeat: int) -> int:
@@ -356,10 +328,7 @@ def make_env(task: str, action_repeat: int = 2, episode_length: int | None = Non
     episode_length = _positive_int("episode_length", episode_length)
 
     playground_env = _load_env(name)
-    if name in TASKS:
-        obs_dim, action_dim = _spec(TASKS[name])
-    else:
-        obs_dim, action_dim = int(playground_env.observation_size), int(playground_env.action_size)
+    obs_dim, action_dim = int(playground_env.observation_size), int(playground_env.action_size)
     _model_to_local_device(playground_env)
     mj_model = getattr(playground_env, "mj_model", None)
     try:
