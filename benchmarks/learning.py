@@ -6,7 +6,8 @@ official published curves at the same env steps.
     uv run python -m benchmarks.learning --tasks walker-walk --algos tdmpc2 --seeds 1 --dry_run
 
 Every run is an ordinary run dir, <runs_dir>/<preset>/<algo>__<task>[__<variant>]__s<seeds>: a finished run
-with the same flags is read, not retrained; an unfinished one continues with --resume (a suite cut short
+with the same flags is read, not retrained, and so is a row the outputs already hold at the full budget for
+every seed when its run dirs are gone (delete the outputs, or choose another --tag, to train it again); an unfinished one continues with --resume (a suite cut short
 continues where it stopped); a dir holding other flags stops the suite with one line. Runs go one at a
 time, each in its own `python -m anakin_tdmpc.run` process (Ctrl-C or SIGTERM stops it at a checkpoint and
 stops the suite). With --num_seeds S, seeds train S at a time vmapped in one run.
@@ -324,28 +325,47 @@ def _key(row: dict) -> tuple[str, str, str]:
     return row["algo"], row["task"], row["variant"]
 
 
+def _previous(stem: str, suite: Suite) -> list[dict]:
+    """The rows of the outputs already at ``stem``.json when they are of the same preset, seeds, budget and
+    eval period, else none."""
+    try:
+        with open(stem + ".json") as f:
+            previous = json.load(f)
+    except (OSError, ValueError):
+        return []
+    same = (previous.get("preset"), previous.get("seeds"), previous.get("total_timesteps"),
+            previous.get("eval_every")) == (suite.preset, list(suite.seeds), suite.total_timesteps, suite.eval_every)
+    return previous.get("table", []) if same else []
+
+
+def reported(stem: str, suite: Suite) -> set[tuple[str, str, str]]:
+    """(algo, task, variant) of the rows in the outputs at ``stem`` that finished: an eval at the full budget
+    from every seed of the suite."""
+    return {_key(row) for row in _previous(stem, suite)
+            if any(p["env_steps"] >= suite.total_timesteps and p["seeds"] == sorted(suite.seeds)
+                   for p in row["points"])}
+
+
 def merge_previous(stem: str, suite: Suite, table: list[dict]) -> list[dict]:
     """``table`` with the rows of the outputs already at ``stem``.json that it has no eval points for (a row
     finished earlier whose run dirs are gone, e.g. on another machine, or one left out by --tasks / --algos),
     when those outputs are of the same preset, seeds, budget and eval period; the earlier rows keep their
     order, rows new to the file come after them."""
-    try:
-        with open(stem + ".json") as f:
-            previous = json.load(f)
-    except (OSError, ValueError):
-        return table
-    same = (previous.get("preset"), previous.get("seeds"), previous.get("total_timesteps"),
-            previous.get("eval_every")) == (suite.preset, list(suite.seeds), suite.total_timesteps, suite.eval_every)
-    if not same:
+    previous = _previous(stem, suite)
+    if not previous:
         return table
     fresh = {_key(row): row for row in table if row["points"]}
-    merged = [fresh.pop(_key(row), row) for row in previous.get("table", [])]
+    merged = [fresh.pop(_key(row), row) for row in previous]
     known = {_key(row) for row in merged}
     return merged + [row for row in table if _key(row) not in known]
 
 
+def _stem(learn: Learn, suite: Suite) -> str:
+    return os.path.join(learn.out_dir, f"learning_{learn.tag or suite.preset}")
+
+
 def write_outputs(learn: Learn, suite: Suite, runs: list[Run], command: str) -> str:
-    stem = os.path.join(learn.out_dir, f"learning_{learn.tag or suite.preset}")
+    stem = _stem(learn, suite)
     table = merge_previous(stem, suite, summarise(suite, runs))
     os.makedirs(learn.out_dir, exist_ok=True)
     text = markdown(suite, table, command)
@@ -361,8 +381,11 @@ def write_outputs(learn: Learn, suite: Suite, runs: list[Run], command: str) -> 
 
 def main(learn: Learn, command: str = "python -m benchmarks.learning") -> list[dict]:
     suite, runs = resolve(learn)
+    finished = reported(_stem(learn, suite), suite)
     for run in runs:
         how = state(run, suite.total_timesteps)
+        if how == "new" and _key(dataclasses.asdict(run.entry)) in finished:
+            how = "reported"  # finished earlier, its run dir gone (e.g. another machine): its row is kept
         if how == "other":
             raise SystemExit(f"error: {run.path} holds a run with other flags; delete it or choose another "
                              "--runs_dir")
@@ -370,7 +393,7 @@ def main(learn: Learn, command: str = "python -m benchmarks.learning") -> list[d
             print(f"[{how}] python -m anakin_tdmpc.run " + shlex.join(run.argv)
                   + (" --resume" if how == "resume" else ""))
             continue
-        if learn.report_only or how == "done":
+        if learn.report_only or how in ("done", "reported"):
             continue
         train(run, how)
         write_outputs(learn, suite, runs, command)

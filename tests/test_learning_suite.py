@@ -142,3 +142,27 @@ def test_rows_already_in_the_outputs_are_kept_when_their_runs_are_gone(tmp_path)
     learning.main(learn)
     with open(tmp_path / "out" / "learning_cpu-small.json") as f:
         assert [r["task"] for r in json.load(f)["table"]] == ["hopper-hop"]  # another budget: not merged
+
+
+def test_a_row_reported_at_the_full_budget_is_not_trained_again(tmp_path, monkeypatch, capsys):
+    """The suite resumed on a machine without the earlier run dirs trains only the rows its outputs lack: a
+    reported row that stopped short of the budget, or lacks a seed, trains again."""
+    learn = _learn(tmp_path, tasks=("walker-walk", "cheetah-run", "cup-catch"), algos=("tdmpc2",), seeds=(1, 2),
+                   total_timesteps=20_000)
+    _, runs = learning.resolve(learn)
+    _fake_run(runs[0], [{"env_steps": 20_000, "time": 60.0, "eval/episode_return": 500.0}])  # walker s1
+    _fake_run(runs[1], [{"env_steps": 20_000, "time": 60.0, "eval/episode_return": 600.0}])  # walker s2
+    _fake_run(runs[2], [{"env_steps": 20_000, "time": 60.0, "eval/episode_return": 300.0}])  # cheetah s1 only
+    _fake_run(runs[4], [{"env_steps": 10_000, "time": 60.0, "eval/episode_return": 100.0}])  # cup s1, short
+    monkeypatch.setattr(learning, "train", lambda run, how: None)
+    learning.main(learn)
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")
+    calls = []
+    monkeypatch.setattr(learning, "train", lambda run, how: calls.append((run.entry.task, run.seeds, how)))
+    learning.main(learn)
+    assert calls == [("cheetah-run", (1,), "new"), ("cheetah-run", (2,), "new"),
+                     ("cup-catch", (1,), "new"), ("cup-catch", (2,), "new")]
+    learning.main(dataclasses.replace(learn, dry_run=True))
+    assert capsys.readouterr().out.count("[reported]") == 2  # walker-walk's two seeds
