@@ -58,7 +58,7 @@ def _wrapped_physics_controls(actions):
 
     from anakin_tdmpc.envs.custom import reacher_three_xml
 
-    physics = dm_mujoco.Physics.from_xml_string(reacher_three_xml(0.05, 0.02, True), common.ASSETS)
+    physics = dm_mujoco.Physics.from_xml_string(reacher_three_xml(0.05), common.ASSETS)
 
     class Bare(dm_env.Environment):  # the least env the wrapper needs: the model's action spec, set_control
         def action_spec(self):

@@ -89,8 +89,6 @@ any real difference in the observation or reward code or in the physics."""
 
 _CHEETAH = (F32, F32, F32, F32, 3.5, 0.005)  # stock: 4 solver iterations vs 100, eulerdamp off; ground-contact
 # impulses then differ, joint velocities by up to 2.5 rad/s after one step (measured 2.50, reward 9e-4)
-_REACHER = (F32, F32, F32, F32, 2.0, F32)  # stock: dm_control's one 0.02 s step vs our 4 x 0.005 s; joint
-# velocities after one step differ by up to 1.2 rad/s (measured 1.22); the reward (a position) by < 1e-4
 # hopper (our dm_control hopper, envs/suite.py, and hopper-hop-backwards on it): every geom pair collides, as in
 # dm_control (playground's caps dropped the limbs' contacts with each other: one-step velocities then differed by
 # up to 4.2). Matched: measured 0.0014 free, 0.0002 resync; stock adds 4 solver iterations vs 100 and eulerdamp
@@ -118,14 +116,14 @@ _CUP = (F32, F32, F32, F32, 0.35, 0.015)  # as cup-spin: stock, 1 solver iterati
 # unconverged in one step (hinge velocity off by 0.0496 from MJX's, which matches dm_control's at 200).
 _FINGER = (0.01, F32, 2 * F32, F32, 2 * F32, F32)
 _FINGER_TURN = (0.1, F32, 0.1, F32, 2 * F32, F32)
-# humanoid: every geom pair collides (playground's caps at 8: 11-14 one-step while it lies on the floor), 10 solver
+# humanoid: every geom pair collides (playground's caps at 8: more than 10 one-step while it lies on the floor), 10 solver
 # iterations (dm_control 100) and implicit damping: resynced 0.32 matched and as shipped alike (measured 0.3203;
 # 0.3176 at dm_control's 100 / 50: MJX vs MuJoCo C with ~20 contacts); free runs part for good. The reward is 0
 # throughout (the humanoid falls from its random pose), as for hopper.
 _HUMANOID = (None, None, 0.5, F32, 0.5, F32)
 _ACROBOT = (F32, F32, F32, F32, F32, F32)  # RK4 and dm_control's timestep; no contacts
 _POINT_MASS = (F32, F32, F32, F32, F32, F32)  # the same model and timestep
-_REACHER_TWO = (F32, F32, F32, F32, F32, F32)  # dm_control's timestep, eulerdamp and solver; no contacts
+_REACHER = (F32, F32, F32, F32, F32, F32)  # two and three links: dm_control's timestep, eulerdamp and solver; no contacts
 
 PARITY: dict[str, tuple] = {
     # task: (matched free obs, matched free reward, matched resync obs, matched resync reward,
@@ -158,8 +156,8 @@ PARITY: dict[str, tuple] = {
     "acrobot-swingup": _ACROBOT,
     "acrobot-swingup-sparse": _ACROBOT,
     "point_mass-easy": _POINT_MASS,
-    "reacher-easy": _REACHER_TWO,
-    "reacher-hard": _REACHER_TWO,
+    "reacher-easy": _REACHER,
+    "reacher-hard": _REACHER,
     "hopper-stand": _HOPPER,
     "hopper-hop": _HOPPER,
     "swimmer-swimmer6": (F32, F32, F32, F32, F32, F32),  # dm_control's timestep; no contacts (measured 5e-5)

@@ -20,10 +20,11 @@ observation and initial-state distribution) and override the reward:
 
 Known deviations from the official code:
 
-* Models and solver settings are playground's (fewer solver iterations,
-  ``eulerdamp`` off (kept on for our three-link reacher and the pendulum), reacher at 0.005 s instead of
-  0.02 s; the pendulum is dm_control's, see ``suite.py``); TD-MPC2 ships its own copies of the dm_control XMLs,
-  which we take to be dm_control's.
+* The cheetah tasks keep playground's model and solver settings (4 solver iterations instead of 100,
+  ``eulerdamp`` off), as cheetah-run does (``suite.py``); the walker, hopper, pendulum and cup tasks run on our
+  dm_control ports (``suite.py``), the three-link reacher on dm_control's reacher physics. TD-MPC2 ships its own
+  copies of the dm_control XMLs, which we take to be dm_control's; its three-link reacher XML is not public
+  (ours is described at :data:`REACHER_THREE_XML`).
 * Observations and rewards are those of the state after the step, as in
   dm_control (playground's own tasks read kinematics one sub-step stale).
 * Walker observes the torso height as dm_control does (playground observes
@@ -263,8 +264,8 @@ REACHER_THREE_XML = """
   <include file="./common/skybox.xml"/>
   <include file="./common/visual.xml"/>
   <include file="./common/materials.xml"/>
-  <option timestep="{timestep}" iterations="1" ls_iterations="6">
-    <flag contact="disable" eulerdamp="{eulerdamp}"/>
+  <option timestep="0.02">
+    <flag contact="disable"/>
   </option>
   <default>
     <joint type="hinge" axis="0 0 1" damping="0.01"/>
@@ -307,20 +308,14 @@ REACHER_THREE_XML = """
 """
 """Our three-link reacher: dm_control's reacher with the 0.12 + 0.12 m arm split into
 three links of 0.08 m (same reach, 0.24 m), each extra joint limited to +-160 degrees as
-dm_control's wrist, and playground's MJX settings (0.005 s, 1 solver iteration, mocap target) except
-``eulerdamp``, kept on (see :func:`reacher_three_xml`)."""
+dm_control's wrist, and dm_control's reacher physics: one 0.02 s step per control step, implicit joint
+damping (``eulerdamp``, MuJoCo's default) and MuJoCo's default solver (100 iterations, 50 line-search steps:
+the joint limits are constraints); the target is a mocap body."""
 
 
-def reacher_three_xml(target_size: float, timestep: float = 0.005, eulerdamp: bool = True) -> str:
-    """The three-link reacher MJCF (``timestep=0.02`` gives dm_control's reacher settings).
-
-    ``eulerdamp`` stays on (dm_control's default; playground turns it off for its two-link reacher): the
-    lighter three-link arm's joint damping is unstable when integrated explicitly at 0.005 s (velocities
-    reached NaN within 3 steps in ~4% of random episodes).
-    """
-    return REACHER_THREE_XML.format(
-        target_size=target_size, timestep=timestep, eulerdamp="enable" if eulerdamp else "disable"
-    )
+def reacher_three_xml(target_size: float) -> str:
+    """The three-link reacher MJCF with a target of radius ``target_size``."""
+    return REACHER_THREE_XML.format(target_size=target_size)
 
 
 @observe_after_step
@@ -329,6 +324,7 @@ class ReacherThree(reacher.Reacher):
 
     def __init__(self, target_size: float, config=None, config_overrides=None):
         config = reacher.default_config() if config is None else config
+        config.sim_dt = 0.02  # dm_control's timestep: one physics step per control step
         mjx_env.MjxEnv.__init__(self, config, config_overrides)
         self._target_size = target_size
         self._xml_path = "<reacher_three, anakin_tdmpc.envs.custom>"

@@ -280,7 +280,7 @@ def _model_to_local_device(env) -> None:
     """In a multi-process run, put the env's MJX model on this process's first device.
 
     `mjx.put_model` places the model on `jax.devices()[0]`, which in a multi-process run belongs to process 0:
-    the other processes could not use it. Every env here (playground's and ours) keeps its MuJoCo model in
+    the other processes could not use it. Every MJX env here (ours, on playground's base class) keeps its MuJoCo model in
     `_mj_model` and the MJX copy in `_mjx_model`."""
     if jax.process_count() == 1 or not hasattr(env, "_mjx_model"):
         return
