@@ -338,12 +338,14 @@ def _previous(stem: str, suite: Suite) -> list[dict]:
     return previous.get("table", []) if same else []
 
 
+def _complete(row: dict, suite: Suite) -> bool:
+    """The row has an eval at the full budget from every seed of the suite."""
+    return any(p["env_steps"] >= suite.total_timesteps and p["seeds"] == sorted(suite.seeds) for p in row["points"])
+
+
 def reported(stem: str, suite: Suite) -> set[tuple[str, str, str]]:
-    """(algo, task, variant) of the rows in the outputs at ``stem`` that finished: an eval at the full budget
-    from every seed of the suite."""
-    return {_key(row) for row in _previous(stem, suite)
-            if any(p["env_steps"] >= suite.total_timesteps and p["seeds"] == sorted(suite.seeds)
-                   for p in row["points"])}
+    """(algo, task, variant) of the rows in the outputs at ``stem`` that finished (:func:`_complete`)."""
+    return {_key(row) for row in _previous(stem, suite) if _complete(row, suite)}
 
 
 def merge_previous(stem: str, suite: Suite, table: list[dict]) -> list[dict]:
@@ -355,7 +357,13 @@ def merge_previous(stem: str, suite: Suite, table: list[dict]) -> list[dict]:
     if not previous:
         return table
     fresh = {_key(row): row for row in table if row["points"]}
-    merged = [fresh.pop(_key(row), row) for row in previous]
+    merged = []
+    for row in previous:
+        new = fresh.get(_key(row))
+        # the fresh row replaces the earlier one, unless only the earlier one is complete (some of its seeds'
+        # run dirs are gone: the fresh row holds the other seeds alone)
+        keep_earlier = new is None or (_complete(row, suite) and not _complete(new, suite))
+        merged.append(row if keep_earlier else new)
     known = {_key(row) for row in merged}
     return merged + [row for row in table if _key(row) not in known]
 

@@ -166,3 +166,21 @@ def test_a_row_reported_at_the_full_budget_is_not_trained_again(tmp_path, monkey
                      ("cup-catch", (1,), "new"), ("cup-catch", (2,), "new")]
     learning.main(dataclasses.replace(learn, dry_run=True))
     assert capsys.readouterr().out.count("[reported]") == 2  # walker-walk's two seeds
+
+
+def test_a_complete_row_is_not_replaced_by_the_seeds_left_on_disk(tmp_path, monkeypatch):
+    """Seeds trained one per run: with seed 1's run dir gone, the table keeps the earlier row of both seeds
+    instead of a row of seed 2 alone."""
+    learn = _learn(tmp_path, tasks=("walker-walk",), algos=("tdmpc2",), seeds=(1, 2), total_timesteps=20_000)
+    _, runs = learning.resolve(learn)
+    _fake_run(runs[0], [{"env_steps": 20_000, "time": 60.0, "eval/episode_return": 500.0}])
+    _fake_run(runs[1], [{"env_steps": 20_000, "time": 60.0, "eval/episode_return": 700.0}])
+    monkeypatch.setattr(learning, "train", lambda run, how: None)
+    learning.main(learn)
+    import shutil
+
+    shutil.rmtree(runs[0].path)
+    learning.main(learn)
+    with open(tmp_path / "out" / "learning_cpu-small.json") as f:
+        (row,) = json.load(f)["table"]
+    assert (row["points"][-1]["seeds"], row["points"][-1]["mean"]) == ([1, 2], 600.0)
