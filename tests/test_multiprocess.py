@@ -35,3 +35,27 @@ def test_two_processes_train_in_lockstep(tmp_path):
     assert config["parallel"]["devices"] == 2 and config["parallel"]["processes"] == 2
     saved = sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit())
     assert saved and saved[-1] == 480
+
+
+_BRAX_IN_PROCESS = """
+import sys
+import jax
+import numpy as np
+from anakin_tdmpc.loop import parallel
+parallel.initialize_distributed(sys.argv[1], 2, int(sys.argv[2]))
+from anakin_tdmpc.envs import brax_tasks
+task = brax_tasks.load("brax/inverted_pendulum")
+state = jax.jit(task.step)(jax.jit(task.reset)(jax.random.PRNGKey(0)), np.zeros(task.action_size, np.float32))
+print("obs", task.observation_size, np.asarray(state.obs).shape, "on", jax.process_index())
+"""
+
+
+def test_a_brax_task_loads_and_steps_in_every_process():
+    """brax builds its MJX model on jax.devices()[0], process 0's device: process 1 has it put on its own."""
+    port = free_port()
+    procs = [subprocess.Popen([sys.executable, "-c", _BRAX_IN_PROCESS, f"127.0.0.1:{port}", str(i)],
+                              env=environment(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n----\n".join(o[-3000:] for o in outs)
+    assert all(f"obs 4 (4,) on {i}" in out for i, out in enumerate(outs))

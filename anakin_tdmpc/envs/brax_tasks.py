@@ -19,7 +19,10 @@ tanh actions to [-1, 1] inside those ranges). brax's swimmer has no MJX backend 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
+
+import jax
 
 BRAX_TASKS: dict[str, tuple[str, bool]] = {
     "brax/inverted_pendulum": ("inverted_pendulum", True),
@@ -49,6 +52,18 @@ class BraxState(NamedTuple):
     info: Any
 
 
+def _on_local_device(sys):
+    """brax's system with its MJX model on this process's first device.
+
+    brax builds its system with `mjx.put_model`, which places the model on `jax.devices()[0]`: in a
+    multi-process run that device belongs to process 0, and the other processes cannot use it. The MJX fields
+    are put again from the MuJoCo model (brax's own fields are host arrays)."""
+    from mujoco import mjx
+
+    local = mjx.put_model(sys.mj_model, device=jax.local_devices()[0], impl="jax")
+    return sys.replace(**{field.name: getattr(local, field.name) for field in dataclasses.fields(local)})
+
+
 class BraxTask:
     """One brax env on the MJX backend in the env protocol (see `registry.register`)."""
 
@@ -60,8 +75,12 @@ class BraxTask:
         with warnings.catch_warnings():  # brax's notice that it is in maintenance mode, on every model load
             warnings.filterwarnings("ignore", message="Brax System, piplines and environments")
             self._env = brax_envs.get_environment(brax_name, backend="mjx")
+        if jax.process_count() > 1:
+            self._env.sys = _on_local_device(self._env.sys)
         self.episodic = episodic
-        self.observation_size = int(self._env.observation_size)
+        # brax's observation_size runs a reset eagerly, on jax.devices()[0] (mjx.make_data's default device);
+        # traced, it runs wherever the caller's computation does
+        self.observation_size = int(jax.eval_shape(self._env.reset, jax.random.PRNGKey(0)).obs.shape[-1])
         self.action_size = int(self._env.action_size)
         self.dt = float(self._env.dt)
         self.n_substeps = int(self._env._n_frames)  # physics steps per brax step
