@@ -20,8 +20,8 @@ observation and initial-state distribution) and override the reward:
 
 Known deviations from the official code:
 
-* The cheetah tasks keep playground's model and solver settings (4 solver iterations instead of 100,
-  ``eulerdamp`` off), as cheetah-run does (``suite.py``); the walker, hopper, pendulum and cup tasks run on our
+* The cheetah tasks keep playground's model and its 4 solver iterations (dm_control: 100) and turn on implicit
+  damping, as cheetah-run does (``suite.py``: one-step dynamics then equal dm_control's); the walker, hopper, pendulum and cup tasks run on our
   dm_control ports (``suite.py``), the three-link reacher on dm_control's reacher physics. TD-MPC2 ships its own
   copies of the dm_control XMLs, which we take to be dm_control's; its three-link reacher XML is not public
   (ours is described at :data:`REACHER_THREE_XML`).
@@ -48,7 +48,7 @@ from mujoco_playground._src import reward as rewards
 from mujoco_playground._src.dm_control_suite import ball_in_cup, cheetah, common, hopper, reacher, walker
 
 from anakin_tdmpc.envs.base import refresh_position_velocity
-from anakin_tdmpc.envs.suite import CupCatch, Hopper, Pendulum, Walker
+from anakin_tdmpc.envs.suite import CupCatch, Hopper, Pendulum, Walker, implicit_damping
 
 _INF = float("inf")
 
@@ -116,6 +116,7 @@ class CheetahCustom(cheetah.Run):
         self._goal = goal
         self._move_speed = CHEETAH_GOALS[goal]
         super().__init__(**kwargs)
+        implicit_damping(self)  # as cheetah-run (suite.py)
 
     def _post_init(self) -> None:
         super()._post_init()
