@@ -180,9 +180,13 @@ class PointEnv:
 
 # Files that take minutes (real training runs, CLI subprocesses), longest first. pytest-xdist's --dist loadfile
 # hands files to idle workers in collection order: starting these first lets the short files fill in around
-# them, instead of one of them starting last while the other worker sits idle (measured: a 7-minute tail).
-SLOW_FILES = ["test_learning.py", "test_run_outputs.py", "test_seeds.py", "test_own_env.py", "test_parallel.py",
-              "test_learning_tdmpc.py", "test_episodic.py", "test_multiprocess.py", "test_cli.py", "test_tdmpc2.py"]
+# them, instead of one of them starting last while the other worker sits idle (measured: a 6-minute tail, the
+# learning test alone at the end). Needs --no-loadscope-reorder (pyproject.toml): by default xdist reorders the
+# files by their number of tests. Order from CI's --durations on a 2-core machine (seconds: learning 370, seeds
+# 330, run_outputs 300, multiprocess 215, parallel 145, own_env 130, learning_tdmpc 115).
+SLOW_FILES = ["test_learning.py", "test_seeds.py", "test_run_outputs.py", "test_multiprocess.py", "test_parallel.py",
+              "test_own_env.py", "test_learning_tdmpc.py", "test_episodic.py", "test_fused.py", "test_cli.py",
+              "test_tdmpc2.py"]
 
 
 def pytest_collection_modifyitems(session, config, items):
