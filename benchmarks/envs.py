@@ -10,6 +10,11 @@ with ``vmap`` and stepped with uniformly random actions by a jitted ``lax.scan``
 env-steps/s = N x steps / seconds (median and best). No auto-reset, no learner: the physics alone.
 The machine's load average is recorded with each task, since other jobs may share the CPU.
 
+The baseline: for each of our corrected suite tasks (``envs/suite.py``), the mujoco_playground env it replaces
+(``REPLACED``, ``impl='jax'``) is measured the same way in the same run, right after ours, and the table gives
+ours / playground's: what dm_control's MDP and numerics (implicit damping, uncapped collisions, more solver
+iterations) cost in throughput. ``--no-baseline`` skips it.
+
 Prints a markdown table of this run; results are merged by task into ``benchmarks/results/envs.json`` and
 the table of every task measured so far is written to ``benchmarks/results/envs.md``.
 """
@@ -29,6 +34,7 @@ import tyro
 
 from anakin_tdmpc.envs import OUR_TASKS, TASK_SOURCES, make_env
 from anakin_tdmpc.envs.brax_tasks import BRAX_TASKS
+from anakin_tdmpc.envs.registry import REPLACED
 
 RESULTS = Path(__file__).parent / "results" / "envs.json"
 
@@ -45,16 +51,16 @@ class EnvBench:
     """control steps per timed scan"""
     repeats: int = 3
     """timed scans after the warm-up"""
+    baseline: bool = True
+    """also measure the playground env each corrected suite task replaces, in the same run (module docstring)"""
     out: Path = RESULTS
     """JSON file the results are merged into (by task)"""
 
 
-def measure(task: str, num_envs: int, steps: int, repeats: int) -> dict:
-    """Compile time and env-steps/s of ``task`` at ``num_envs`` envs (see the module docstring)."""
-    wrapped = make_env(task, action_repeat=1)
-    env = wrapped.playground_env
+def _rates(env, jit, num_envs: int, steps: int, repeats: int) -> tuple[float, np.ndarray]:
+    """(compile + first run seconds, env-steps/s of each timed call) of ``env`` (see the module docstring)."""
 
-    @wrapped.jit  # jax.jit with the env's XLA options (the dog's on CPU)
+    @jit
     def rollout(key):
         reset_key, action_key = jax.random.split(key)
         state = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
@@ -67,7 +73,6 @@ def measure(task: str, num_envs: int, steps: int, repeats: int) -> dict:
         state, rewards = jax.lax.scan(body, state, actions)
         return rewards.sum(), state.obs
 
-    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     jax.block_until_ready(rollout(jax.random.key(0)))
     compile_s = time.perf_counter() - start
@@ -76,10 +81,19 @@ def measure(task: str, num_envs: int, steps: int, repeats: int) -> dict:
         start = time.perf_counter()
         _, obs = jax.block_until_ready(rollout(jax.random.key(i + 1)))
         times.append(time.perf_counter() - start)
-    assert np.all(np.isfinite(np.asarray(obs))), task
+    assert np.all(np.isfinite(np.asarray(obs)))
     # The timed call includes one vmapped reset; it is small next to `steps` steps for every task here.
-    rates = num_envs * steps / np.asarray(times)
-    return {
+    return compile_s, num_envs * steps / np.asarray(times)
+
+
+def measure(task: str, num_envs: int, steps: int, repeats: int, baseline: bool) -> dict:
+    """Compile time and env-steps/s of ``task`` at ``num_envs`` envs, and of the playground env it replaces
+    when ``baseline`` and there is one (see the module docstring)."""
+    wrapped = make_env(task, action_repeat=1)
+    env = wrapped.playground_env
+    load_before = os.getloadavg()[0]
+    compile_s, rates = _rates(env, wrapped.jit, num_envs, steps, repeats)  # the env's XLA options (dog's on CPU)
+    row = {
         "task": task,
         "module": OUR_TASKS.get(task, TASK_SOURCES[task]),
         "num_envs": num_envs,
@@ -87,22 +101,38 @@ def measure(task: str, num_envs: int, steps: int, repeats: int) -> dict:
         "ctrl_dt": float(env.dt),
         "substeps": int(env.n_substeps),
         "compile_plus_first_run_s": round(compile_s, 1),
-        "seconds": [round(t, 3) for t in times],
         "env_steps_per_s_median": round(float(np.median(rates)), 1),
         "env_steps_per_s_best": round(float(rates.max()), 1),
-        "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
+    if baseline and task in REPLACED:
+        from mujoco_playground import registry
+
+        stock = registry.load(REPLACED[task], config_overrides={"impl": "jax"})
+        _, stock_rates = _rates(stock, jax.jit, num_envs, steps, repeats)
+        row["playground_env"] = REPLACED[task]
+        row["playground_ctrl_dt"] = float(stock.dt)
+        row["playground_env_steps_per_s_median"] = round(float(np.median(stock_rates)), 1)
+    row["load_avg_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    return row
 
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| task | port | control dt (sub-steps) | compile + 1st run (s) | env-steps/s (median) | best | load avg (1 min) |",
-        "|---|---|---|---|---|---|---|",
+        "| task | port | control dt (sub-steps) | compile + 1st run (s) | env-steps/s (median) | best "
+        "| playground's env-steps/s (median) | ours / playground's | load avg (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        stock = r.get("playground_env_steps_per_s_median")
+        if stock is None:
+            stock_cells = "| | "
+        else:
+            stock_cells = f"| {stock:,.0f} | {r['env_steps_per_s_median'] / stock:.2f} "
+            if r["playground_ctrl_dt"] != r["ctrl_dt"]:  # per control step, so not one clock for both
+                stock_cells = f"| {stock:,.0f} ({r['playground_ctrl_dt']:g} s steps) | "
         lines.append(
             f"| {r['task']} | {r['module']} | {r['ctrl_dt']:g} s ({r['substeps']}) | {r['compile_plus_first_run_s']} "
-            f"| {r['env_steps_per_s_median']:,.0f} | {r['env_steps_per_s_best']:,.0f} "
+            f"| {r['env_steps_per_s_median']:,.0f} | {r['env_steps_per_s_best']:,.0f} {stock_cells}"
             f"| {r['load_avg_1min'][0]:.1f} -> {r['load_avg_1min'][1]:.1f} |"
         )
     return "\n".join(lines)
@@ -118,7 +148,7 @@ def main(bench: EnvBench) -> list[dict]:
     results = previous.get("tasks", {})
     rows = []
     for task in tasks:
-        row = measure(task, bench.num_envs, bench.steps, bench.repeats)
+        row = measure(task, bench.num_envs, bench.steps, bench.repeats, bench.baseline)
         print(f"{task}: {row['env_steps_per_s_median']:,.0f} env-steps/s", flush=True)
         rows.append(row)
         results[task] = row

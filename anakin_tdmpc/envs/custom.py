@@ -48,7 +48,7 @@ from mujoco_playground._src import reward as rewards
 from mujoco_playground._src.dm_control_suite import ball_in_cup, cheetah, common, hopper, reacher, walker
 
 from anakin_tdmpc.envs.base import refresh_position_velocity
-from anakin_tdmpc.envs.suite import CupCatch, Hopper, Pendulum, Walker, implicit_damping
+from anakin_tdmpc.envs.suite import CupCatch, Hopper, Pendulum, Walker, put_physics
 
 _INF = float("inf")
 
@@ -116,7 +116,7 @@ class CheetahCustom(cheetah.Run):
         self._goal = goal
         self._move_speed = CHEETAH_GOALS[goal]
         super().__init__(**kwargs)
-        implicit_damping(self)  # as cheetah-run (suite.py)
+        put_physics(self)  # implicit damping, as cheetah-run (suite.py)
 
     def _post_init(self) -> None:
         super()._post_init()

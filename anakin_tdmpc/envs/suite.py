@@ -5,6 +5,12 @@ mujoco_playground's DMC ports differ from dm_control in ways that change what th
 task dm_control's as the official TD-MPC2 trainer builds it (``suite.load`` + action repeat); every change is
 listed under its class. All 25 of playground's DMC tasks are here.
 
+Every port's numerical settings are dm_control's but the solver's iterations (:func:`put_physics`;
+``tests/test_envs_custom.py`` compares every MuJoCo option): implicit joint damping on (``eulerdamp``, which
+playground's models disable), and MJX colliding every geom pair with all its contact points, as MuJoCo does
+(playground caps collision detection per model). The iterations are fewer than dm_control's 100 / 50 where
+the parity test's measure allows it; each class names its own.
+
 Walker (walker-stand, walker-walk, walker-run), on playground's ``PlanarWalker``:
 
 * the observation's ``height`` is the torso's height ``xpos[torso, z]``, as dm_control's; playground observes
@@ -13,11 +19,12 @@ Walker (walker-stand, walker-walk, walker-run), on playground's ``PlanarWalker``
 * observation and reward read the state after the step (kinematics recomputed after the last sub-step), as
   dm_control's step ends with ``mj_step1``; playground reads them one 2.5 ms sub-step stale;
 * 10 solver iterations / 8 line-search steps (dm_control: 100 / 50; playground: 2 / 5, with which one-step
-  velocities after foot contacts parted from dm_control's by up to 4.5; now 0.75, and MJX equals MuJoCo C at
-  the same settings to 3e-4). Costs 2.5x the env steps/s on this CPU (5650 -> 2230 at N = 256);
+  velocities after foot contacts parted from dm_control's by up to 4.5);
+* implicit joint damping and no collision caps (playground: ``eulerdamp`` off, at most 4 geom pairs and 4
+  contact points, so with one foot and a leg on the floor a fifth contact was dropped: one-step velocities
+  0.75 off MuJoCo C's at the same settings; now 1e-4 of dm_control's). With the iterations: 0.24x playground's
+  env steps/s on this CPU (1,111 against 4,571 at N = 256, ``benchmarks/results/envs.md``);
 * unchanged: the initial-state distribution (identical), reward terms, the 25 ms control step, 1000 steps.
-  Kept from playground: ``eulerdamp`` off and at most 4 geom pairs / contact points of a kind (only the feet
-  and legs touch the floor: lifting the caps changed nothing measurable).
 
 Pendulum (pendulum-swingup), on playground's ``SwingUp``:
 
@@ -35,7 +42,9 @@ Cheetah (cheetah-run), on playground's ``Run``:
   already current;
 * implicit joint damping (``eulerdamp`` on, dm_control's; playground: off, with which one-step joint
   velocities part from dm_control's by up to 2.5): one-step observations and rewards equal dm_control's
-  (measured 0 resynced) at playground's 4 solver iterations (dm_control: 100); 19% fewer env steps/s;
+  (measured 0 resynced) at playground's 4 solver iterations (dm_control: 100);
+* no collision caps (playground: at most 4 geom pairs and 6 contact points, reached when the cheetah lies on
+  its back). With implicit damping: 0.35x playground's env steps/s on this CPU (1,693 against 4,802 at N = 256);
 * unchanged: the initial state (random joint angles, then 200 zero-action steps to settle), the reward.
 
 Cartpole (balance, balance-sparse, swingup, swingup-sparse), on playground's ``Balance``:
@@ -52,22 +61,26 @@ Cup (cup-catch), on playground's ``BallInCup``:
 * the ball starts at x ~ U(-0.2, 0.2), z ~ U(0.2, 0.5), drawn again until it touches nothing, as dm_control's
   (playground: always the model's initial position);
 * observation and reward read the state after the step;
-* unchanged: the reward (1 while the ball is in the cup), the control step, 1000 steps. Numerical settings stay
-  playground's (solver iterations, ``eulerdamp`` off).
+* implicit joint damping on the cup's damped slides (playground: ``eulerdamp`` off): 0.90x playground's env
+  steps/s on this CPU (6,906 against 7,644 at N = 256);
+* unchanged: the reward (1 while the ball is in the cup), the control step, 1000 steps, playground's 1 solver
+  iteration / 4 line-search steps (dm_control: 100 / 50; one-step ball velocities within 0.134 of
+  dm_control's as shipped).
 
 Hopper (hopper-stand, hopper-hop), on playground's ``Hopper``:
 
 * MJX collides every geom pair, as MuJoCo does (playground caps collision detection at the 2 nearest pairs of
   each kind and 6 contact points, so contacts of the limbs with each other were dropped: one-step velocities
-  then differed from dm_control's by up to 4.2; without the caps, 0.0086 as shipped). Costs 21% of env steps/s
-  on this CPU (2490 -> 1950 at N = 256);
+  then differed from dm_control's by up to 4.2);
 * observation and reward read the state after the step (playground: the torso and foot heights, the speed
   sensor one 5 ms sub-step stale); the touch sensors (acceleration stage) are the last sub-step's in both;
 * unchanged: observation (joint positions but rootx, velocities, log1p of the toe and heel touch sensors),
   rewards, the initial state (rooty uniform in [-pi, pi], the other joints uniform in their ranges: identical),
-  the 20 ms control step, 1000 steps. Numerical settings stay playground's: 4 solver iterations / 10
-  line-search steps (dm_control: 100 / 50), ``eulerdamp`` off; ``tests/test_envs_custom.py`` bounds what they
-  change per step.
+  the 20 ms control step, 1000 steps;
+* implicit joint damping (playground: ``eulerdamp`` off) and 10 solver iterations / 8 line-search steps
+  (dm_control: 100 / 50; playground: 4 / 10, with which one-step velocities after contacts parted from
+  dm_control's by up to 0.32; at 10 / 8 within 2e-4). With the uncapped collisions: 0.59x playground's env
+  steps/s on this CPU (1,329 against 2,254 at N = 256).
 
 Acrobot (acrobot-swingup, -swingup-sparse), on playground's ``Balance``:
 
@@ -79,6 +92,8 @@ Acrobot (acrobot-swingup, -swingup-sparse), on playground's ``Balance``:
 Point mass (point_mass-easy), on playground's ``PointMass``:
 
 * the reward reads the state after the step (playground: one whole 20 ms control step stale);
+* implicit joint damping (playground: ``eulerdamp`` off): 0.69x playground's env steps/s on this CPU
+  (579,758 against 835,724 at N = 256);
 * unchanged: observation (positions and velocities, already current), reward terms, initial state, 1000 steps.
 
 Reacher (reacher-easy, reacher-hard), on playground's ``Reacher``:
@@ -103,11 +118,13 @@ Finger (finger-spin, finger-turn-easy, finger-turn-hard), on playground's ``Spin
 * finger-turn: the target is placed before the kinematics are computed, so the first observation's
   ``target_position`` and ``dist_to_target`` see it (playground: the target's default place);
 * observation and reward read the state after the step;
+* no collision caps (playground: at most 2 geom pairs of a kind and 4 contact points);
 * kept from playground, with the parity test's measure: 10 solver iterations / 8 line-search steps
-  (dm_control: 200 / 50), at most 2 geom pairs of a kind and 4 contact points, and the two decoration cylinders
-  inert (collidable in dm_control; they sit inside the capsules and no other geom can reach them). With the
-  finger pushing the spinner, one-step observations stay within 8e-4 of dm_control's as shipped; dm_control's
-  200 / 50 iterations would cost 3.7x the env steps/s and the decorations' cylinder collisions 2.3x.
+  (dm_control: 200 / 50) and the two decoration cylinders inert (collidable in dm_control; they sit inside
+  the capsules and no other geom can reach them). With the finger pushing the spinner, one-step observations
+  stay within 8e-4 of dm_control's as shipped; dm_control's 200 / 50 iterations would cost 3.7x the env
+  steps/s and the decorations' cylinder collisions 2.3x (measured with the caps). All told: 0.40x
+  playground's env steps/s on this CPU (4,127 against 10,426 at N = 256).
 
 Fish (fish-swim), on playground's ``Swim``:
 
@@ -174,13 +191,34 @@ class _ObserveAfterStep:
                                  lambda data: self._get_reward(data, action, state.info, dict(state.metrics)))
 
 
+def put_physics(env, **options) -> None:
+    """Sets ``options`` (fields of MuJoCo's ``MjOption``: integrator, iterations, ...) on ``env``'s MuJoCo model,
+    makes MJX collide as MuJoCo does and puts the MJX model again.
+
+    - Implicit joint damping (``eulerdamp``: MuJoCo's and dm_control's default, disabled in playground's models)
+      is turned on. It changes only joints with damping; on a model without any it stays off, since MJX would
+      factorize the mass matrix once more every step for nothing (MuJoCo C skips it).
+    - Playground's caps on MJX's collision detection (the ``max_geom_pairs`` / ``max_contact_points`` numerics
+      of its models) are lifted: every geom pair collides with all its contact points, as in MuJoCo. (A capped
+      walker kept 4 of its 5 contacts with one foot and a leg on the floor: one-step velocities 0.75 off.)
+    """
+    model = env._mj_model
+    for name, value in options.items():
+        setattr(model.opt, name, value)
+    if model.dof_damping.any():
+        model.opt.disableflags &= ~int(mujoco.mjtDisableBit.mjDSBL_EULERDAMP)
+    for cap in ("max_geom_pairs", "max_contact_points"):
+        if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_NUMERIC, cap) >= 0:
+            model.numeric_data[model.numeric(cap).adr[0]] = -1
+    env._mjx_model = mjx.put_model(model, impl=env._config.impl)
+
+
 class Walker(_ObserveAfterStep, walker.PlanarWalker):
     """dm_control's walker stand / walk / run (``move_speed`` 0, 1, 8): see the module docstring."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._mj_model.opt.iterations, self._mj_model.opt.ls_iterations = 10, 8  # dm_control: 100 / 50
-        self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
+        put_physics(self, iterations=10, ls_iterations=8)  # dm_control: 100 / 50
 
     def _get_obs(self, data: mjx.Data, info: dict[str, Any]) -> jax.Array:
         del info
@@ -195,8 +233,7 @@ class Pendulum(_ObserveAfterStep, pendulum.SwingUp):
         config = pendulum.default_config()
         config.sim_dt = 0.02  # dm_control's timestep: one physics step per control step
         super().__init__(config=config, config_overrides=config_overrides)
-        self._mj_model.opt.disableflags &= ~int(mujoco.mjtDisableBit.mjDSBL_EULERDAMP)
-        self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
+        put_physics(self)
 
     def reset(self, rng: jax.Array) -> mjx_env.State:
         rng, key = jax.random.split(rng)
@@ -212,19 +249,12 @@ class Pendulum(_ObserveAfterStep, pendulum.SwingUp):
         return jp.stack([zz, xz, self._angular_velocity(data)])
 
 
-def implicit_damping(env) -> None:
-    """Turns on MuJoCo's implicit joint damping (``eulerdamp``: MuJoCo's and dm_control's default, off in
-    playground's models) in ``env``'s model and puts the MJX model again."""
-    env._mj_model.opt.disableflags &= ~int(mujoco.mjtDisableBit.mjDSBL_EULERDAMP)
-    env._mjx_model = mjx.put_model(env._mj_model, impl=env._config.impl)
-
-
 class CheetahRun(_ObserveAfterStep, cheetah.Run):
     """dm_control's cheetah run: see the module docstring."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        implicit_damping(self)
+        put_physics(self)
 
 
 class Cartpole(_ObserveAfterStep, cartpole.Balance):
@@ -233,8 +263,7 @@ class Cartpole(_ObserveAfterStep, cartpole.Balance):
     def __init__(self, swing_up: bool, sparse: bool, config_overrides: dict[str, Any] | None = None):
         super().__init__(swing_up=swing_up, sparse=sparse, config=cartpole.default_config(),
                          config_overrides=config_overrides)
-        self._mj_model.opt.integrator = mujoco.mjtIntegrator.mjINT_RK4
-        self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
+        put_physics(self, integrator=mujoco.mjtIntegrator.mjINT_RK4)
 
     def reset(self, rng: jax.Array) -> mjx_env.State:
         rng, k_pos, k_vel = jax.random.split(rng, 3)
@@ -245,20 +274,12 @@ class Cartpole(_ObserveAfterStep, cartpole.Balance):
         return initial_state(self, mjx.forward(self.mjx_model, data), rng)
 
 
-def _collide_every_pair(model: mujoco.MjModel) -> None:
-    """Lifts playground's caps on MJX's collision detection (``max_geom_pairs``, ``max_contact_points``: -1 = none),
-    so every geom pair collides with all its contact points, as in MuJoCo."""
-    for cap in ("max_geom_pairs", "max_contact_points"):
-        model.numeric_data[model.numeric(cap).adr[0]] = -1
-
-
 class Hopper(_ObserveAfterStep, hopper.Hopper):
     """dm_control's hopper stand / hop: see the module docstring."""
 
     def __init__(self, hopping: bool, config_overrides: dict[str, Any] | None = None):
         super().__init__(hopping=hopping, config=hopper.default_config(), config_overrides=config_overrides)
-        _collide_every_pair(self._mj_model)
-        self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
+        put_physics(self, iterations=10, ls_iterations=8)  # dm_control: 100 / 50
 
 
 class Acrobot(_ObserveAfterStep, acrobot.Balance):
@@ -266,12 +287,15 @@ class Acrobot(_ObserveAfterStep, acrobot.Balance):
 
     def __init__(self, sparse: bool, config_overrides: dict[str, Any] | None = None):
         super().__init__(sparse=sparse, config=acrobot.default_config(), config_overrides=config_overrides)
-        self._mj_model.opt.integrator = mujoco.mjtIntegrator.mjINT_RK4
-        self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
+        put_physics(self, integrator=mujoco.mjtIntegrator.mjINT_RK4)
 
 
 class PointMass(_ObserveAfterStep, point_mass.PointMass):
     """dm_control's point_mass easy: see the module docstring."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        put_physics(self)
 
 
 MAX_INIT_TRIES = 64
@@ -303,6 +327,10 @@ def _draw_until_accepted(attempt, key: jax.Array) -> mjx.Data:
 class CupCatch(_ObserveAfterStep, ball_in_cup.BallInCup):
     """dm_control's ball-in-cup catch: see the module docstring. Subclasses may accept fewer initial
     positions (`_accept`)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        put_physics(self)
 
     def _post_init(self) -> None:
         super()._post_init()
@@ -336,12 +364,9 @@ class _Finger(_ObserveAfterStep):
         config = finger.default_config()
         config.sim_dt = 0.01  # dm_control's timestep: 2 physics steps per 20 ms control step
         super().__init__(*args, config=config, config_overrides=config_overrides)
-        model = self._mj_model
-        opt = model.opt
-        opt.integrator, opt.cone = mujoco.mjtIntegrator.mjINT_EULER, mujoco.mjtCone.mjCONE_ELLIPTIC
-        opt.iterations, opt.ls_iterations = 10, 8  # dm_control: 200 / 50; equal within 1e-3 (module docstring)
-        opt.disableflags &= ~int(mujoco.mjtDisableBit.mjDSBL_EULERDAMP)
-        self._mjx_model = mjx.put_model(model, impl=self._config.impl)
+        # 10 / 8 solver iterations: dm_control 200 / 50; equal within 1e-3 (module docstring)
+        put_physics(self, integrator=mujoco.mjtIntegrator.mjINT_EULER, cone=mujoco.mjtCone.mjCONE_ELLIPTIC,
+                    iterations=10, ls_iterations=8)
 
     def _free_joint_angles(self, base: mjx.Data, key: jax.Array) -> mjx.Data:
         """``base`` with random joint angles (the finger's uniform in their ranges, the spinner's in [-pi, pi],
@@ -394,10 +419,7 @@ class Reacher(_ObserveAfterStep, reacher.Reacher):
         config = reacher.default_config()
         config.sim_dt = 0.02  # dm_control's timestep: one physics step per control step
         super().__init__(target_size, config=config, config_overrides=config_overrides)
-        opt = self._mj_model.opt
-        opt.disableflags &= ~int(mujoco.mjtDisableBit.mjDSBL_EULERDAMP)
-        opt.iterations, opt.ls_iterations = 100, 50  # dm_control's defaults
-        self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
+        put_physics(self, iterations=100, ls_iterations=50)  # dm_control's defaults
 
     def reset(self, rng: jax.Array) -> mjx_env.State:
         rng, shoulder_key, wrist_key, angle_key, radius_key = jax.random.split(rng, 5)
@@ -450,9 +472,7 @@ class FishSwim(_ObserveAfterStep, fish.Swim):
                 geom.size = [0.002, 0.06, 0.03]
                 geom.contype = geom.conaffinity = 0  # MJX has no box-ellipsoid collision; contacts are off anyway
         self._mj_model = spec.compile()
-        self._mj_model.opt.timestep = self.sim_dt
-        self._mj_model.opt.disableflags &= ~int(mujoco.mjtDisableBit.mjDSBL_EULERDAMP)
-        self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
+        put_physics(self, timestep=self.sim_dt)
         self._post_init()
 
     def reset(self, rng: jax.Array) -> mjx_env.State:
@@ -481,11 +501,7 @@ class Humanoid(_ObserveAfterStep, humanoid.Humanoid):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        model = self._mj_model
-        _collide_every_pair(model)
-        model.opt.iterations, model.opt.ls_iterations = 10, 8  # dm_control: 100 / 50 (module docstring)
-        model.opt.disableflags &= ~int(mujoco.mjtDisableBit.mjDSBL_EULERDAMP)
-        self._mjx_model = mjx.put_model(model, impl=self._config.impl)
+        put_physics(self, iterations=10, ls_iterations=8)  # dm_control: 100 / 50 (module docstring)
 
     def _post_init(self) -> None:
         super()._post_init()
