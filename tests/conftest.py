@@ -14,6 +14,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # start: the many tests that compile the same tiny programs compile them once (a cached executable is the one
 # XLA would build again; the key covers the program, the options and the JAX version).
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(ROOT, ".pytest_cache", "xla"))
+# Nearly every test compiles far longer than it runs, so the tests and the interpreters they start have XLA
+# generate CPU code without LLVM's optimizations: a tiny CLI run's test took 88 s against 155 s, one core, empty
+# cache. The learning tests run for minutes, ~1.7x slower so (TD-MPC's: 231 s against ~133 s), and start their
+# runs at the default level (environment(optimized=True)).
+UNOPTIMIZED = "--xla_backend_optimization_level=0"
+os.environ["XLA_FLAGS"] = " ".join(os.environ.get("XLA_FLAGS", "").split() + [UNOPTIMIZED])
 
 import jax  # noqa: E402 - after the cache is set
 import jax.numpy as jnp  # noqa: E402
@@ -68,12 +74,14 @@ def run_main(argv) -> int:
     return 0
 
 
-def environment(devices: int = 1) -> dict:
-    """Environment variables of a fresh interpreter with `devices` forced CPU devices (offline wandb)."""
+def environment(devices: int = 1, optimized: bool = False) -> dict:
+    """Environment variables of a fresh interpreter with `devices` forced CPU devices (offline wandb); XLA at its
+    default optimization level if `optimized`, else at the tests' (UNOPTIMIZED, above)."""
     # tests/ on the path too: point_task.py is a task of our own for the CLI (--task point_task:make_env)
     env = dict(os.environ, JAX_PLATFORMS="cpu", WANDB_MODE="offline",
                PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
-    flags = [f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f]
+    flags = [f for f in env.get("XLA_FLAGS", "").split()
+             if "device_count" not in f and not (optimized and f == UNOPTIMIZED)]
     env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={devices}"])
     return env
 
@@ -192,3 +200,12 @@ SLOW_FILES = ["test_learning.py", "test_seeds.py", "test_run_outputs.py", "test_
 def pytest_collection_modifyitems(session, config, items):
     rank = {name: i for i, name in enumerate(SLOW_FILES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FILES)))  # stable: order within files kept
+
+
+def train_optimized(argv: list[str], run_dir: Path) -> list[dict]:
+    """`python -m anakin_tdmpc.run *argv --run_dir run_dir` in a fresh interpreter at XLA's default optimization
+    level (a learning test's run: see UNOPTIMIZED) -> the rows of its metrics.jsonl."""
+    done = subprocess.run([sys.executable, "-m", "anakin_tdmpc.run", *argv, "--run_dir", str(run_dir)],
+                          env=environment(1, optimized=True), capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]

@@ -7,11 +7,8 @@ seed is not the same run on another CPU, and 8-episode evals of this small model
 evaluations. The bar (>= 600 and >= random + 250) is far above random and leaves room for that. The test
 evaluates once, at the end (an evaluation plans 1000 steps of its 8 envs; training plans 3750)."""
 
-import json
 
-from conftest import random_policy_return
-
-from anakin_tdmpc.run import main
+from conftest import random_policy_return, train_optimized
 
 CONFIG = ["--algo", "tdmpc2", "--task", "cartpole-balance", "--total_timesteps", "30000", "--num_envs", "8",
           "--utd", "1", "--model_size", "1", "--latent_dim", "64", "--mlp_dim", "128", "--enc_dim", "128",
@@ -23,8 +20,7 @@ CONFIG = ["--algo", "tdmpc2", "--task", "cartpole-balance", "--total_timesteps",
 def test_tdmpc2_learns_cartpole_balance(tmp_path):
     random_return = random_policy_return("cartpole-balance")
     assert 200 < random_return < 450  # measured ~321
-    main(CONFIG + ["--run_dir", str(tmp_path / "run")])
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = train_optimized(CONFIG, tmp_path / "run")
     final = rows[-1]["eval/episode_return"]
     print(f"random {random_return:.1f} -> TD-MPC2 eval {final:.1f} at {rows[-1]['env_steps']} env steps "
           f"in {rows[-1]['time']:.0f}s")

@@ -10,9 +10,7 @@ and leaves room for seed noise."""
 
 import json
 
-from conftest import random_policy_return
-
-from anakin_tdmpc.run import main
+from conftest import random_policy_return, train_optimized
 
 CONFIG = ["--algo", "tdmpc", "--task", "cartpole-balance", "--total_timesteps", "16000", "--num_envs", "8",
           "--utd", "1", "--latent_dim", "50", "--mlp_dim", "128", "--enc_dim", "128", "--num_samples", "64",
@@ -23,10 +21,9 @@ CONFIG = ["--algo", "tdmpc", "--task", "cartpole-balance", "--total_timesteps", 
 def test_tdmpc_learns_cartpole_balance(tmp_path):
     random_return = random_policy_return("cartpole-balance", action_repeat=8)
     assert 100 < random_return < 450
-    main(CONFIG + ["--run_dir", str(tmp_path / "run")])
+    rows = train_optimized(CONFIG, tmp_path / "run")
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["env"]["action_repeat"] == 8 and config["algo_config"]["horizon"] == 5
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     final = rows[-1]["eval/episode_return"]
     print(f"random {random_return:.1f} -> TD-MPC eval {final:.1f} at {rows[-1]['env_steps']} env steps "
           f"in {rows[-1]['time']:.0f}s")
