@@ -126,10 +126,10 @@ def table(rows: list[dict]) -> str:
         stock = r.get("playground_env_steps_per_s_median")
         if stock is None:
             stock_cells = "| | "
+        elif r["playground_ctrl_dt"] != r["ctrl_dt"]:  # rates per control step: not one clock for both
+            stock_cells = f"| {stock:,.0f} ({r['playground_ctrl_dt']:g} s steps) | "
         else:
             stock_cells = f"| {stock:,.0f} | {r['env_steps_per_s_median'] / stock:.2f} "
-            if r["playground_ctrl_dt"] != r["ctrl_dt"]:  # per control step, so not one clock for both
-                stock_cells = f"| {stock:,.0f} ({r['playground_ctrl_dt']:g} s steps) | "
         lines.append(
             f"| {r['task']} | {r['module']} | {r['ctrl_dt']:g} s ({r['substeps']}) | {r['compile_plus_first_run_s']} "
             f"| {r['env_steps_per_s_median']:,.0f} | {r['env_steps_per_s_best']:,.0f} {stock_cells}"

@@ -48,7 +48,7 @@ def check_tiny_run(run_dir, algo: str) -> list[dict]:
     assert config["args"]["algo"] == algo and config["env"]["action_repeat"] == 2
     assert config["task"] == "point_task:make_env" and config["env"]["episode_length"] == 20
     assert config["algo_config"]["latent_dim"] == 16 and config["schedule"]["updates_per_iter"] == 4
-    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics_rows(run_dir)
     assert [r["env_steps"] for r in rows] == [80, 160, 240, 320, 400, 480]
     assert all(r["sps"] > 0 for r in rows)
     # episodes last 20 iterations of 4 envs x 2 env steps: they end at 160, 320 and 480 env steps
@@ -72,6 +72,11 @@ def run_main(argv) -> int:
     except SystemExit as e:
         return e.code
     return 0
+
+
+def metrics_rows(run_dir) -> list[dict]:
+    """The rows of a run's metrics.jsonl."""
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
 
 
 def environment(devices: int = 1, optimized: bool = False) -> dict:
@@ -208,4 +213,4 @@ def train_optimized(argv: list[str], run_dir: Path) -> list[dict]:
     done = subprocess.run([sys.executable, "-m", "anakin_tdmpc.run", *argv, "--run_dir", str(run_dir)],
                           env=environment(1, optimized=True), capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
-    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    return metrics_rows(run_dir)
