@@ -204,9 +204,12 @@ def _import_task(name: str) -> str:
 
 def domain(task: str) -> str:
     """The DMC domain of ``task`` (``cheetah`` of ``cheetah-run``), whose per-domain settings the agents use;
-    ``""`` for a task of your own or of brax."""
+    ``"brax"`` for every brax task (Gym-style tasks, which TD-MPC2's official code gives settings of their own);
+    ``""`` for a task of your own."""
     name = canonical_task_name(task)
-    return "" if name in _REGISTERED or name in brax_tasks.BRAX_TASKS else name.split("-")[0]
+    if name in brax_tasks.BRAX_TASKS:
+        return "brax"
+    return "" if name in _REGISTERED else name.split("-")[0]
 
 
 def task_action_repeat(task: str) -> int | None:
