@@ -52,21 +52,6 @@ def test_explicit_flags_win_over_domain_defaults_and_domain_over_generic():
     assert (args.action_repeat, args.batch_size, cfg.lr, cfg.latent_dim) == (2, 256, 3e-4, 512)
 
 
-def test_tdmpc2_on_brax_tasks_takes_the_official_gym_settings():
-    """The official code caps the discount at 0.99 and sets rho 0.7 on its Gym MuJoCo tasks (envs/mujoco.py); brax's
-    tasks are those tasks: 1000-step episodes give 0.99, not the DMC cap 0.995. DMC tasks keep 0.5 / 0.995."""
-    from anakin_tdmpc.agents.tdmpc2 import discount_for
-
-    for task, (rho, cap) in {"brax/hopper": (0.7, 0.99), "brax/halfcheetah": (0.7, 0.99),
-                             "walker-walk": (0.5, 0.995), "point_task:make_env": (0.5, 0.995)}.items():
-        cfg = config.agent_config(config.resolve_args(Args(task=task)))
-        assert (cfg.rho, cfg.discount_max) == (rho, cap), task
-    cfg = config.agent_config(config.resolve_args(Args(task="brax/hopper")))
-    assert discount_for(1000, cfg.discount_denom, cfg.discount_min, cfg.discount_max) == 0.99  # 199/200 capped
-    assert discount_for(1000) == 0.995
-    assert config.agent_config(config.resolve_args(Args(task="brax/hopper", algo="tdmpc"))).discount == 0.99
-
-
 @pytest.mark.parametrize(
     ("algo", "num_envs", "episode_length", "expected"),
     [

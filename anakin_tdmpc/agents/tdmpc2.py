@@ -47,10 +47,6 @@ MODEL_SIZES = {
     317: dict(enc_dim=4096, mlp_dim=4096, latent_dim=1376, num_enc_layers=5, num_q=8),
 }
 
-GYM_SETTINGS = {"discount_max": 0.99, "rho": 0.7}
-"""What the official code sets on its Gym MuJoCo tasks (envs/mujoco.py: Walker2d, HalfCheetah; a discount cap of
-0.99 as other codebases use there, and rho 0.7 for episodic tasks), here on brax's Gym-style tasks."""
-
 
 @dataclasses.dataclass(frozen=True)
 class TDMPC2Config:
@@ -178,10 +174,10 @@ class TDMPC2:
 
     @classmethod
     def base_config(cls, domain: str, args) -> TDMPC2Config:
-        """The --model_size preset, with GYM_SETTINGS on brax's tasks (domain "brax")."""
+        """The --model_size preset; TD-MPC2 has no per-task settings."""
         if args.model_size not in MODEL_SIZES:
             raise ConfigError(f"--model_size must be one of {sorted(MODEL_SIZES)}, got {args.model_size}")
-        return TDMPC2Config(**MODEL_SIZES[args.model_size], **(GYM_SETTINGS if domain == "brax" else {}))
+        return TDMPC2Config(**MODEL_SIZES[args.model_size])
 
     @classmethod
     def default_action_repeat(cls, domain: str) -> int:

@@ -14,8 +14,7 @@ Settings of the project, not brax's: episodes are cut at 1000 agent steps (brax'
 same), action repeat 1 (each brax step already holds several physics substeps: `dt` in the table), and the
 agent's actions in [-1, 1] map linearly onto each actuator's control range, as in every task here
 (inverted_pendulum's [-3, 3], humanoid's [-0.4, 0.4], pusher's [-2, 2]; brax's own PPO instead clips its
-tanh actions to [-1, 1] inside those ranges). brax's swimmer has no MJX backend and is not offered. Their
-domain is "brax" (`registry.domain`): TD-MPC2 gives it the official code's Gym-task settings (tdmpc2.GYM_SETTINGS).
+tanh actions to [-1, 1] inside those ranges). brax's swimmer has no MJX backend and is not offered.
 """
 
 from __future__ import annotations

@@ -204,12 +204,9 @@ def _import_task(name: str) -> str:
 
 def domain(task: str) -> str:
     """The DMC domain of ``task`` (``cheetah`` of ``cheetah-run``), whose per-domain settings the agents use;
-    ``"brax"`` for every brax task (Gym-style tasks, which TD-MPC2's official code gives settings of their own);
-    ``""`` for a task of your own."""
+    ``""`` for a task of your own or of brax."""
     name = canonical_task_name(task)
-    if name in brax_tasks.BRAX_TASKS:
-        return "brax"
-    return "" if name in _REGISTERED else name.split("-")[0]
+    return "" if name in _REGISTERED or name in brax_tasks.BRAX_TASKS else name.split("-")[0]
 
 
 def task_action_repeat(task: str) -> int | None:
