@@ -195,11 +195,12 @@ class PointEnv:
 # hands files to idle workers in collection order: starting these first lets the short files fill in around
 # them, instead of one of them starting last while the other worker sits idle (measured: a 6-minute tail, the
 # learning test alone at the end). Needs --no-loadscope-reorder (pyproject.toml): by default xdist reorders the
-# files by their number of tests. Order from CI's --durations on a 2-core machine (seconds: learning 370, seeds
-# 330, run_outputs 300, multiprocess 215, parallel 145, own_env 130, learning_tdmpc 115).
-SLOW_FILES = ["test_learning.py", "test_seeds.py", "test_run_outputs.py", "test_multiprocess.py", "test_parallel.py",
-              "test_own_env.py", "test_learning_tdmpc.py", "test_episodic.py", "test_fused.py", "test_cli.py",
-              "test_tdmpc2.py"]
+# files by their number of tests. Order from the whole suite run on one core, cold compilation cache (seconds:
+# run_outputs 347, learning 261, multiprocess 238, envs_custom 220, seeds 184, learning_tdmpc 144, own_env 137,
+# tdmpc2 124, parallel 86, replay 83, episodic 59, envs_dog 51; the other files 276 together).
+SLOW_FILES = ["test_run_outputs.py", "test_learning.py", "test_multiprocess.py", "test_envs_custom.py", "test_seeds.py",
+              "test_learning_tdmpc.py", "test_own_env.py", "test_tdmpc2.py", "test_parallel.py", "test_replay.py",
+              "test_episodic.py", "test_envs_dog.py"]
 
 
 def pytest_collection_modifyitems(session, config, items):
