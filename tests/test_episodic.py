@@ -65,6 +65,16 @@ def test_fused_loop_stores_final_observations_and_terminal_flags(trained):
     term = np.asarray(batch.terminated)
     assert term[-1].any() and not term[:-1].any()
     assert np.all(np.abs(np.asarray(batch.obs)[-1, term[-1] == 1, 0]) >= 1.5 - 1e-6)
+    # the loop's own batches (past_end: episodic task) also start within a horizon of a termination, masked
+    # after it: the terminal observation is then the last one in the window's episode
+    assert loop.past_end and loop._sample(carry.buffer, jax.random.key(2)).mask is not None
+    batch = replay.sample(carry.buffer, jax.random.key(2), 512, algo.cfg.horizon + 1, past_end=True)
+    mask, term = np.asarray(batch.mask), np.asarray(batch.terminated)
+    assert (mask[-1] == 0).any() and term[:-1].any()
+    cut = mask.sum(0).astype(int)  # transitions inside each window's episode
+    ended = term.sum(0) == 1
+    np.testing.assert_array_equal(term[cut[ended] - 1, np.flatnonzero(ended)], 1.0)
+    assert np.all(term.sum(0) <= 1) and np.all(term <= mask)
 
 
 def random_return(length, episodes=256, seed=0):

@@ -636,17 +636,17 @@ def test_final_row_follows_the_last_transition():
     assert not np.any(state.terminal[:, 1]) and int(state.episode_step[1, 1]) == -1
 
 
-def run_episodes(lengths, terminates, num_rows_capacity, seq_len=4):
+def run_episodes(lengths, terminates, num_rows_capacity, seq_len=4, prioritized=False, past_end=False):
     """One env living through episodes of the given lengths (each ends terminated or by time limit), as the
     fused loop writes them: obs[..., 1] numbers the episode, obs[..., 2] the step, final rows obs[..., 3] = 1."""
-    state = replay.init(num_rows_capacity, 1, OBS_DIM, ACT_DIM, seq_len)
+    state = replay.init(num_rows_capacity, 1, OBS_DIM, ACT_DIM, seq_len, prioritized=prioritized)
     for episode, (length, term) in enumerate(zip(lengths, terminates)):
         for step in range(length):
             obs = jnp.array([[0.0, episode, step, 0.0]])
             done = step == length - 1
             final_obs = jnp.array([[0.0, episode, step + 1, 1.0]])
             state = replay.add(state, obs, jnp.ones((1, ACT_DIM)), jnp.array([1.0]), jnp.array([step]), seq_len,
-                               final_obs, jnp.array([done]), jnp.array([done and term]))
+                               final_obs, jnp.array([done]), jnp.array([done and term]), past_end=past_end)
     return state
 
 
@@ -670,3 +670,98 @@ def test_windows_end_at_a_terminal_step_and_never_cross_it():
     ends_terminal = ends & np.asarray(terminates)[episode[0].astype(int)]
     np.testing.assert_array_equal(term[-1], ends_terminal.astype(np.float32))
     assert not np.any(term[:-1]) and ends_terminal.any() and (ends & ~ends_terminal).any()
+
+
+# ---------------------------------------------------------------------------
+# Episodic tasks: windows that run past their episode's end (past_end).
+# ---------------------------------------------------------------------------
+
+
+def decode_past_end(batch, terminates):
+    """The mask and terminal flags a window of run_episodes' data must carry, from its decoded obs."""
+    obs = np.asarray(batch.obs)
+    episode = obs[..., 1]
+    inside = episode[1:] == episode[0]  # row r + t + 1 belongs to the start's episode
+    final_next = obs[1:, :, 3] == 1
+    terminal_next = final_next & np.asarray(terminates)[episode[1:].astype(int)]
+    return inside.astype(np.float32), (inside & terminal_next).astype(np.float32)
+
+
+def test_past_end_windows_start_at_every_transition_and_mask_the_rest():
+    seq_len = 4
+    lengths = [5, 3, 9, 4, 6, 3]
+    terminates = [True, False, True, True, False, True]
+    state = run_episodes(lengths, terminates, 200, seq_len)
+    size = int(state.size[0])
+    # every transition row may start a window (never a final row), but the window must lie in written data:
+    # the last seq_len - 1 rows cannot start; of those, the last episode's final row and 2 transitions
+    assert int(replay.num_valid_windows(state, seq_len, past_end=True)) == sum(lengths) - (seq_len - 2)
+    steps = np.asarray(state.episode_step[:size, 0])
+    expected = np.zeros(state.episode_step.shape, bool)
+    expected[: size - seq_len + 1, 0] = np.roll(steps, -1)[: size - seq_len + 1] == steps[: size - seq_len + 1] + 1
+    np.testing.assert_array_equal(np.asarray(replay.valid_start_mask(state, seq_len, past_end=True)), expected)
+
+    sample = jax.jit(replay.sample, static_argnames=("batch_size", "seq_len", "past_end"))
+    batch = sample(state, jax.random.key(0), batch_size=4000, seq_len=seq_len, past_end=True)
+    obs = np.asarray(batch.obs)
+    assert not np.any(obs[0, :, 3])  # a final row never starts a window
+    mask, terminated = decode_past_end(batch, terminates)
+    np.testing.assert_array_equal(np.asarray(batch.mask), mask)
+    np.testing.assert_array_equal(np.asarray(batch.terminated), terminated)
+    np.testing.assert_array_equal(np.diff(obs[..., 2], axis=0)[mask == 1], 1)  # consecutive inside the episode
+    # the mask is a prefix of ones: once past the end, every later step is masked
+    assert np.all(np.diff(mask, axis=0) <= 0)
+    # the starts the whole-window rule excludes (the last seq_len - 2 transitions of each episode) are drawn
+    starts = {(int(e), int(t)) for e, t in zip(obs[0, :, 1], obs[0, :, 2])}
+    for episode, n in enumerate(lengths[:-1]):
+        assert {(episode, t) for t in range(n)} <= starts
+    assert (mask[-1] == 0).any() and (terminated.sum(0) == 1).any()
+    # without past_end: the official rule, whole windows and no mask
+    batch = sample(state, jax.random.key(0), batch_size=512, seq_len=seq_len, past_end=False)
+    assert batch.mask is None and np.all(np.diff(np.asarray(batch.obs)[..., 2], axis=0) == 1)
+
+
+def test_past_end_mask_and_terminal_flags_by_hand():
+    """Episode 0: 5 steps, terminates (rows 0-4, final row 5); episode 1: 2 steps, terminates (rows 6-7, final 8);
+    episode 2: 4 steps by time limit (rows 9-12, final 13); then episode 3 (rows 14-)."""
+    seq_len = 5
+    state = run_episodes([5, 2, 4, 3], [True, True, False, False], 100, seq_len)
+    gather = functools.partial(replay.gather, state, jnp.zeros(4, jnp.int32), seq_len=seq_len, past_end=True)
+    batch = gather(jnp.array([4, 3, 10, 0], jnp.int32))
+    # row 4: 4 -> 5 (the terminal final row), then episode 1 (whose own terminal flag at row 8 is dropped)
+    # row 3: 3 -> 4 -> 5 (terminal), then episode 1; row 10: 10 -> 11 -> 12 -> 13 (a time limit's final row)
+    # row 0: a whole window inside episode 0
+    np.testing.assert_array_equal(np.asarray(batch.mask).T, [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]])
+    np.testing.assert_array_equal(np.asarray(batch.terminated).T,
+                                  [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+    # the raw flags of those rows hold episode 1's termination at row 8 (the first window's 4th transition)
+    assert bool(state.terminal[8, 0]) and bool(state.terminal[5, 0])
+    # final rows (5, 8, 13) never start a window; every transition row before the last seq_len - 1 rows does
+    valid = np.asarray(replay.valid_start_mask(state, seq_len, past_end=True))[:, 0]
+    np.testing.assert_array_equal(np.flatnonzero(valid), [0, 1, 2, 3, 4, 6, 7, 9, 10, 11, 12])
+
+
+def test_prioritized_past_end_samples_and_prices_the_starts_near_an_end():
+    seq_len = 4
+    lengths, terminates = [6, 6, 6], [True, True, False]
+    state = run_episodes(lengths, terminates, 100, seq_len, prioritized=True, past_end=True)
+    # rows 0-5 episode 0, 6 final; 7-12 episode 1, 13 final; 14-19 episode 2, 20 final
+    near_end = jnp.array([4], jnp.int32)  # starts only past_end allows (its window runs past the final row 6)
+    state = replay.update_priorities(state, jnp.zeros(1, jnp.int32), near_end, jnp.array([50.0]))
+    # new data enters at the largest priority among the starts that can be sampled: 50 with past_end only
+    row = (jnp.ones((1, OBS_DIM)), jnp.ones((1, ACT_DIM)), jnp.ones(1), jnp.array([0]))
+    with_end = replay.add(state, *row, seq_len, past_end=True)
+    without = replay.add(state, *row, seq_len, past_end=False)
+    assert float(with_end.max_priority) == pytest.approx(50.0 + replay.PRIORITY_EPS)
+    assert float(without.max_priority) == pytest.approx(1.0)
+    sample = jax.jit(replay.sample_prioritized, static_argnames=("batch_size", "seq_len", "past_end"))
+    batch = sample(state, jax.random.key(1), batch_size=2000, seq_len=seq_len, past_end=True)
+    rows = np.asarray(batch.row)
+    assert set(rows.tolist()) <= {0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 14, 15, 16, 17}
+    # start 4 has priority 50, the other 15 valid starts 1: P = 50^0.6 / (50^0.6 + 15)
+    p4 = 50.0**0.6 / (50.0**0.6 + 15.0)
+    assert abs(np.mean(rows == 4) - p4) < 0.04
+    mask, terminated = decode_past_end(batch, terminates)
+    np.testing.assert_array_equal(np.asarray(batch.mask), mask)
+    np.testing.assert_array_equal(np.asarray(batch.terminated), terminated)
+    np.testing.assert_array_equal(np.asarray(batch.mask)[:, rows == 4].T[0], [1, 1, 0])

@@ -296,3 +296,37 @@ def test_td_target_does_not_bootstrap_past_a_terminal_observation():
     target = np.asarray(batch.reward) + 0.99 * 3.0 * (1 - terminated)
     _, metrics, _ = update(agent, batch._replace(terminated=jnp.asarray(terminated)), jax.random.key(2))
     assert float(metrics["value_loss"]) == pytest.approx((rho * 2 * target**2).sum(0).mean(), rel=1e-5)
+
+
+def test_masked_steps_past_an_episode_end_count_zero():
+    """Episodic windows that run past their episode's end (batch.mask, replay.py): at init every masked loss
+    has the closed form of test_loss_values_on_a_known_batch with rho^t replaced by rho^t * mask_t, and
+    whatever lies after a window's end (observations, actions, rewards) does not change the update."""
+    cfg, algo = TINY, ALGO
+    update = jax.jit(algo.update)
+    agent = algo.init(jax.random.key(0))
+    H, B = cfg.horizon, cfg.batch_size
+    ends = np.arange(B) % (H + 1)  # window b's episode ends after transition ends[b] (H - 1 and H: whole)
+    mask = (np.arange(H)[:, None] <= ends[None, :]).astype(np.float32)
+    terminated = ((np.arange(H)[:, None] == ends[None, :]) & (ends < H - 1)[None, :]).astype(np.float32)
+    batch = random_batch(jax.random.key(1), cfg)._replace(mask=jnp.asarray(mask), terminated=jnp.asarray(terminated))
+    new, metrics, priority = update(agent, batch, jax.random.key(2))
+    rho = (0.5 ** np.arange(H))[:, None]
+    r = np.asarray(batch.reward)
+    np.testing.assert_allclose(priority, (rho * mask * 2 * np.abs(r)).sum(0), rtol=1e-5)
+    assert float(metrics["reward_loss"]) == pytest.approx((rho * mask * r**2).sum(0).mean(), rel=1e-5)
+    assert float(metrics["value_loss"]) == pytest.approx((rho * mask * 2 * r**2).sum(0).mean(), rel=1e-5)
+    assert priority[0] == pytest.approx(2 * abs(r[0, 0]), rel=1e-5)  # window 0 ends after its first step
+
+    k1, k2, k3 = jax.random.split(jax.random.key(3), 3)
+    obs_mask = np.concatenate([np.ones((1, B)), mask])[..., None] > 0
+    scrambled = batch._replace(
+        obs=jnp.where(obs_mask, batch.obs, 100 * jax.random.normal(k1, batch.obs.shape)),
+        action=jnp.where(mask[..., None] > 0, batch.action, jax.random.uniform(k2, batch.action.shape)),
+        reward=jnp.where(mask > 0, batch.reward, 50 * jax.random.normal(k3, batch.reward.shape)),
+    )
+    new2, metrics2, priority2 = update(agent, scrambled, jax.random.key(2))
+    for a, b in zip(jax.tree.leaves((new, metrics, priority)), jax.tree.leaves((new2, metrics2, priority2))):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
+    _, unmasked, _ = update(agent, scrambled._replace(mask=None), jax.random.key(2))
+    assert float(unmasked["reward_loss"]) > 10 * float(metrics["reward_loss"])

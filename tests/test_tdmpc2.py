@@ -337,6 +337,71 @@ def test_episodic_update_learns_the_termination_head():
     assert float(m["termination_loss"]) < 0.5 * float(m0["termination_loss"])
 
 
+def test_masked_losses_by_hand():
+    """Episodic windows that run past their episode's end: masked steps count zero, still divided by B."""
+    from anakin_tdmpc.agents.tdmpc2 import consistency_loss, policy_loss, termination_loss
+
+    rho = 0.5 ** jnp.arange(4, dtype=jnp.float32)
+    target = jnp.zeros((3, 2, 2))
+    pred = [jnp.full((2, 2), 1.0), jnp.full((2, 2), 2.0), jnp.array([[3.0, 0.0], [0.0, 0.0]])]
+    mask = jnp.array([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])  # window 1 ends after step 0, window 0 after step 1
+    # step 0: mean(1, 1) = 1; step 1: (4 + 0) / 2 = 2, x 0.5; step 2: 0; over H = 3
+    assert float(consistency_loss(pred, target, rho, mask)) == pytest.approx((1 + 1) / 3)
+    logits = jnp.array([[0.0, 2.0], [-1.0, 30.0]])
+    terminated = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    # only log 2 (step 0, window 0) and log(1 + e^-1) (step 1, window 0) count, over 4 entries
+    expected = (np.log(2) + np.log1p(np.e**-1)) / 4
+    assert float(termination_loss(logits, terminated, jnp.array([[1.0, 0.0], [1.0, 0.0]]))) == pytest.approx(expected)
+    q = jnp.array([[4.0, 8.0], [2.0, 2.0]])
+    entropy = jnp.array([[1.0, 3.0], [0.0, 10.0]])
+    # step 0 in full: -3.2; step 1 window 0 only: -(0 + 2 / 2) / 2 = -0.5, x 0.5; mean over steps
+    loss = policy_loss(q, entropy, jnp.float32(2.0), 0.1, jnp.array([1.0, 0.5]), jnp.array([[1.0, 1.0], [1.0, 0.0]]))
+    assert float(loss) == pytest.approx((-3.2 - 0.25) / 2)
+
+
+def _past_end_batch(key, cfg, ends):
+    """A random batch whose window b runs past its episode's end after transition ends[b] (H: never)."""
+    batch = random_batch(key, cfg)
+    H = cfg.horizon
+    mask = (jnp.arange(H)[:, None] <= jnp.asarray(ends)[None, :]).astype(jnp.float32)
+    last = jnp.arange(H)[:, None] == jnp.asarray(ends)[None, :]
+    return batch._replace(mask=mask, terminated=(last & (jnp.asarray(ends) < H - 1)[None, :]).astype(jnp.float32))
+
+
+def _scramble_past_end(batch, key):
+    """Replace everything after each window's episode end (obs after it, its actions and rewards) by noise."""
+    k1, k2, k3 = jax.random.split(key, 3)
+    obs_mask = jnp.concatenate([jnp.ones_like(batch.mask[:1]), batch.mask])[..., None]
+    return batch._replace(
+        obs=jnp.where(obs_mask > 0, batch.obs, 100 * jax.random.normal(k1, batch.obs.shape)),
+        action=jnp.where(batch.mask[..., None] > 0, batch.action, jax.random.uniform(k2, batch.action.shape)),
+        reward=jnp.where(batch.mask > 0, batch.reward, 50 * jax.random.normal(k3, batch.reward.shape)),
+    )
+
+
+@pytest.mark.parametrize("episodic", [True, False])
+def test_update_ignores_everything_past_a_windows_episode_end(episodic):
+    cfg = dataclasses.replace(TINY, episodic=episodic)
+    algo = TDMPC2(cfg, 5, 2, 500)
+    agent = algo.init(jax.random.key(0))
+    ends = jnp.arange(cfg.batch_size) % cfg.horizon  # windows ending after each step, and whole ones
+    batch = _past_end_batch(jax.random.key(1), cfg, ends)
+    update = jax.jit(algo.update)
+    new, metrics, _ = update(agent, batch, jax.random.key(2))
+    new2, metrics2, _ = update(agent, _scramble_past_end(batch, jax.random.key(3)), jax.random.key(2))
+    for a, b in zip(jax.tree.leaves((new, metrics)), jax.tree.leaves((new2, metrics2))):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
+    # the scrambled data does change an update that does not mask it
+    unmasked, _, _ = update(agent, _scramble_past_end(batch, jax.random.key(3))._replace(mask=None), jax.random.key(2))
+    assert not np.allclose(jax.tree.leaves(unmasked.params)[0], jax.tree.leaves(new.params)[0])
+    # a mask of ones is the unmasked update
+    whole = batch._replace(mask=jnp.ones_like(batch.mask))
+    a, _, _ = update(agent, whole, jax.random.key(2))
+    b, _, _ = update(agent, whole._replace(mask=None), jax.random.key(2))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
+
+
 def _termination_always(params, logit):
     last = params["termination"]["Dense_0"]
     head = {"kernel": jnp.zeros_like(last["kernel"]), "bias": jnp.full_like(last["bias"], logit)}

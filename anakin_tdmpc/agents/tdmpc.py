@@ -11,8 +11,10 @@
                against a TD target from min(target Q1, Q2)) on a latent rollout of H = 5 steps with rho^t
                weights and importance weights from prioritized replay, then the policy loss
                -min(Q1, Q2)(z_t, pi(z_t)) on the detached rollout, then (every 2 updates) the EMA target;
-               in tasks that terminate, the TD target does not bootstrap past a terminal observation
-               (the official TD-MPC knows no terminations; its planner has no termination model here either)
+               in tasks that terminate, the TD target does not bootstrap past a terminal observation, and
+               windows may run past their episode's end (loop/replay.py) with `batch.mask` zeroing every
+               term of the steps after it (the official TD-MPC knows no terminations; its planner has no
+               termination model here either)
 
 The class `TDMPC` satisfies the agent contract of agents/base.py, as `TDMPC2` does, so the fused loop runs
 either without knowing which. TD-MPC also declares `prioritization = Prioritization(alpha 0.6, beta 0.4)`:
@@ -351,6 +353,10 @@ class TDMPC:
         params, target = agent.params, agent.target
         weight = batch.weight if batch.weight is not None else jnp.ones(batch.reward.shape[1], jnp.float32)
         rho = (cfg.rho ** jnp.arange(H + 1, dtype=jnp.float32))[:, None]  # [H+1, 1]
+        # per-step weights: rho^t, times batch.mask [H, B] where episodic windows run past their episode's end
+        # (replay.py: those steps count zero); latent_mask [H+1, B] marks the rollout's latents in the episode
+        step_weight = rho[:H] if batch.mask is None else rho[:H] * batch.mask
+        latent_mask = None if batch.mask is None else jnp.concatenate([jnp.ones_like(batch.mask[:1]), batch.mask])
 
         # targets: target encoder for consistency; online encoder + policy and target Qs for the TD target
         next_z_target = self.encode(target, batch.obs[1:])
@@ -368,10 +374,10 @@ class TDMPC:
             zs = jnp.stack(zs)  # [H+1, B, L]
             q = self.q(p["qs"], zs[:-1], batch.action)  # [2, H, B]
             r = self.reward(p, zs[:-1], batch.action)  # [H, B]
-            consistency = jnp.sum(rho[:H] * jnp.mean((zs[1:] - next_z_target) ** 2, axis=-1), axis=0)  # [B]
-            reward_loss = jnp.sum(rho[:H] * (r - batch.reward) ** 2, axis=0)
-            value_loss = jnp.sum(rho[:H] * jnp.sum((q - td_target) ** 2, axis=0), axis=0)
-            priority = jnp.sum(rho[:H] * jnp.sum(jnp.abs(q - td_target), axis=0), axis=0)
+            consistency = jnp.sum(step_weight * jnp.mean((zs[1:] - next_z_target) ** 2, axis=-1), axis=0)  # [B]
+            reward_loss = jnp.sum(step_weight * (r - batch.reward) ** 2, axis=0)
+            value_loss = jnp.sum(step_weight * jnp.sum((q - td_target) ** 2, axis=0), axis=0)
+            priority = jnp.sum(step_weight * jnp.sum(jnp.abs(q - td_target), axis=0), axis=0)
             clamp = lambda x: jnp.minimum(x, cfg.loss_clamp)  # noqa: E731
             total = (cfg.consistency_coef * clamp(consistency) + cfg.reward_coef * clamp(reward_loss)
                      + cfg.value_coef * clamp(value_loss))  # [B]
@@ -393,6 +399,8 @@ class TDMPC:
 
         def pi_loss(pi_params):
             q = jnp.min(self.q(params["qs"], zs, self.pi(pi_params, zs, k_pi)), axis=0)  # [H+1, B]
+            if latent_mask is not None:
+                q = q * latent_mask
             return jnp.sum(rho * -q.mean(axis=-1, keepdims=True))
 
         pi_value, pi_grads = jax.value_and_grad(pi_loss)(params["pi"])

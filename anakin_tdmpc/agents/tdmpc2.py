@@ -9,7 +9,8 @@
   episodic      tasks that terminate (`episodic`, set by the task): a termination head T(z) (logit) with a
                 binary cross-entropy loss on the rollout's latents, and planning that stops counting reward
                 and the terminal Q once T predicts termination; TD targets never bootstrap past a terminal
-                observation (in every task; DMC never terminates)
+                observation (in every task; DMC never terminates). Windows may run past their episode's
+                end there (loop/replay.py): `batch.mask` zeroes every loss term of the steps after it
 
 The class `TDMPC2` satisfies the agent contract of agents/base.py: its config, presets and per-task
 defaults, then `init`, `act` (for a batch of N observations) and `update`, all pure functions of arrays;
@@ -124,19 +125,22 @@ def planner_iterations(cfg: TDMPC2Config, action_dim: int) -> int:
     return cfg.iterations + 2 * int(action_dim >= 20)
 
 
-def consistency_loss(pred: list, target: jax.Array, rho: jax.Array) -> jax.Array:
+def consistency_loss(pred: list, target: jax.Array, rho: jax.Array, mask=None) -> jax.Array:
     """(1 / H) sum_t rho^t mean((pred_t - target_t)^2): predicted latents z_1..z_H (a list) against the encoded
-    next observations [H, B, L]; `rho` holds rho^t."""
+    next observations [H, B, L]; `rho` holds rho^t. With `mask` [H, B] (episodic windows, replay.py) each
+    entry's squared error counts only where its step lies in the window's episode (still divided by B)."""
     total = 0.0
     for t, z in enumerate(pred):
-        total = total + rho[t] * jnp.mean((z - target[t]) ** 2)
+        sq = (z - target[t]) ** 2
+        total = total + rho[t] * (jnp.mean(sq) if mask is None else jnp.mean(jnp.mean(sq, -1) * mask[t]))
     return total / len(pred)
 
 
-def termination_loss(logits: jax.Array, terminated: jax.Array) -> jax.Array:
+def termination_loss(logits: jax.Array, terminated: jax.Array, mask=None) -> jax.Array:
     """Binary cross-entropy with logits, mean over [H, B]: the termination head's predictions at the rollout's
-    latents z_1..z_H against the batch's terminal flags of the next observations."""
-    return jnp.mean(jnp.maximum(logits, 0.0) - logits * terminated + jnp.log1p(jnp.exp(-jnp.abs(logits))))
+    latents z_1..z_H against the batch's terminal flags of the next observations (zero where `mask` is)."""
+    bce = jnp.maximum(logits, 0.0) - logits * terminated + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+    return jnp.mean(bce if mask is None else bce * mask)
 
 
 def next_scale(scale: jax.Array, lo: jax.Array, hi: jax.Array, tau: float) -> jax.Array:
@@ -145,9 +149,12 @@ def next_scale(scale: jax.Array, lo: jax.Array, hi: jax.Array, tau: float) -> ja
 
 
 def policy_loss(q: jax.Array, scaled_entropy: jax.Array, scale: jax.Array, entropy_coef: float,
-                rho: jax.Array) -> jax.Array:
-    """mean_t rho^t * mean_b -(entropy_coef * scaled_entropy + Q / scale) over q, scaled_entropy [H+1, B]."""
+                rho: jax.Array, mask=None) -> jax.Array:
+    """mean_t rho^t * mean_b -(entropy_coef * scaled_entropy + Q / scale) over q, scaled_entropy [H+1, B];
+    with `mask` [H+1, B] (which latents lie in the window's episode) the others count zero."""
     objective = entropy_coef * scaled_entropy + q / scale
+    if mask is not None:
+        objective = objective * mask
     return jnp.mean(-objective.mean(-1) * rho)
 
 
@@ -365,6 +372,10 @@ class TDMPC2:
         k_target, k_dropout, k_pi, k_qpi = jax.random.split(rng, 4)
         params = agent.params
         rho = cfg.rho ** jnp.arange(H + 1, dtype=jnp.float32)
+        # episodic windows may run past their episode's end: mask [H, B] marks the transitions inside it, and
+        # latent_mask [H + 1, B] the latents z_0..z_H (z_0 always); None: every step counts (DMC)
+        mask = batch.mask
+        latent_mask = None if mask is None else jnp.concatenate([jnp.ones_like(mask[:1]), mask])
 
         # targets: online encoder for the next latents, min of two random target Qs for the TD target
         next_z = jax.lax.stop_gradient(self.encode(params, batch.obs[1:]))
@@ -374,7 +385,7 @@ class TDMPC2:
         def model_loss(model_params):
             p = {**params, **model_params}
             zs = layers.latent_rollout(self.encode(p, batch.obs[0]), batch.action, lambda z, a: self.next(p, z, a))
-            consistency = consistency_loss(zs[1:], next_z, rho)
+            consistency = consistency_loss(zs[1:], next_z, rho, mask)
             zs = jnp.stack(zs)
             reward_ce = layers.soft_ce(
                 self.reward_logits(p, zs[:-1], batch.action), batch.reward, cfg.num_bins, cfg.vmin, cfg.vmax
@@ -382,13 +393,15 @@ class TDMPC2:
             q_ce = layers.soft_ce(
                 self.q_all(p["qs"], zs[:-1], batch.action, k_dropout), td_target[None], cfg.num_bins, cfg.vmin, cfg.vmax
             )  # [num_q, H, B]
+            if mask is not None:  # steps past the window's episode end count zero
+                reward_ce, q_ce = reward_ce * mask, q_ce * mask
             reward_loss = jnp.sum(rho[:H] * reward_ce.mean(-1)) / H
             value_loss = jnp.sum(rho[:H] * q_ce.mean(-1).sum(0)) / (H * cfg.num_q)
             total = cfg.consistency_coef * consistency + cfg.reward_coef * reward_loss + cfg.value_coef * value_loss
             losses = {"consistency_loss": consistency, "reward_loss": reward_loss, "value_loss": value_loss}
             if cfg.episodic:
                 terminated = jnp.zeros_like(batch.reward) if batch.terminated is None else batch.terminated
-                losses["termination_loss"] = termination_loss(self.termination_logit(p, zs[1:]), terminated)
+                losses["termination_loss"] = termination_loss(self.termination_logit(p, zs[1:]), terminated, mask)
                 total = total + cfg.termination_coef * losses["termination_loss"]
             return total, (zs, {**losses, "total_loss": total})
 
@@ -411,7 +424,10 @@ class TDMPC2:
             lo, hi = jnp.percentile(jax.lax.stop_gradient(q[0]), jnp.array([5.0, 95.0]))
             lo, hi = layers.device_mean((lo, hi), self.axis_name)
             scale = next_scale(scale, lo, hi, cfg.scale_tau)
-            return policy_loss(q, scaled_entropy, scale, cfg.entropy_coef, rho), (scale, scaled_entropy.mean())
+            loss = policy_loss(q, scaled_entropy, scale, cfg.entropy_coef, rho, latent_mask)
+            entropy = (scaled_entropy.mean() if latent_mask is None
+                       else jnp.sum(scaled_entropy * latent_mask) / jnp.sum(latent_mask))
+            return loss, (scale, entropy)
 
         (pi_value, (scale, entropy)), pi_grads = jax.value_and_grad(pi_loss, has_aux=True)(params["pi"], agent.scale)
         pi_grads = layers.device_mean(pi_grads, self.axis_name)

@@ -75,6 +75,8 @@ class FusedLoop:
         self.updates_per_iter = updates_per_iter
         self.pretrain_updates = pretrain_updates
         self.priority = agent.prioritization  # None: uniform replay
+        # episodic tasks sample windows that may run past a termination, masked after it (replay.py)
+        self.past_end = bool(getattr(env, "episodic", False))
         # jitted init: every carry leaf is its own buffer, as donating the carry to `chunk` requires
         self.init = env.jit(self.init_carry)
         self.chunk = env.jit(self.run_chunk, donate_argnums=0)
@@ -101,8 +103,9 @@ class FusedLoop:
 
     def _sample(self, buffer: replay.BufferState, rng: jax.Array) -> replay.Batch:
         if self.priority is None:
-            return replay.sample(buffer, rng, self.batch_size, self.seq_len)
-        return replay.sample_prioritized(buffer, rng, self.batch_size, self.seq_len, *self.priority)
+            return replay.sample(buffer, rng, self.batch_size, self.seq_len, past_end=self.past_end)
+        return replay.sample_prioritized(buffer, rng, self.batch_size, self.seq_len, *self.priority,
+                                         past_end=self.past_end)
 
     def _zero_stats(self, carry: Carry) -> ChunkStats:
         batch = jax.eval_shape(self._sample, carry.buffer, carry.rng)
@@ -148,7 +151,7 @@ class FusedLoop:
         action, plan_mean = jax.lax.cond(seeding, random_act, plan_act, None)
         env_state, out = env.step(carry.env_state, action)
         buffer = replay.add(carry.buffer, carry.env_state.obs, action, out.reward, carry.env_state.episode_step,
-                            self.seq_len, out.final_obs, out.final, out.terminated)
+                            self.seq_len, out.final_obs, out.final, out.terminated, past_end=self.past_end)
         plan_mean = jnp.where(out.done[:, None, None], 0.0, plan_mean)  # new episode: no warm start
 
         agent_steps = carry.agent_steps + self.steps_per_iter

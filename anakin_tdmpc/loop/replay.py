@@ -7,11 +7,11 @@ the action was taken at (``obs_t``), the action ``action_t``, the reward ``rewar
 ``episode_step_t``, the agent-step index of ``obs_t`` within its episode (0 for the first observation after
 a reset).  An environment whose episode ended at this step (time limit or termination) also gets a *final
 row*: the observation the episode ended in, with ``episode_step`` one more than the transition's, a zero
-action and reward (never read: a window ends at it), and ``terminal`` set if the episode *terminated*
-there (the env reached a terminal state, as opposed to a time limit).  So every transition of every episode
-is stored, the last one included, and the next row of that environment is the first observation of the
-next episode (``episode_step == 0``).  (An episode ended by diverged physics gets no final row: its last
-observation is not a state of the task.)
+action and reward (never trained on: a window ends at it, or masks it, below), and ``terminal`` set if the
+episode *terminated* there (the env reached a terminal state, as opposed to a time limit).  So every
+transition of every episode is stored, the last one included, and the next row of that environment is the
+first observation of the next episode (``episode_step == 0``).  (An episode ended by diverged physics gets
+no final row: its last observation is not a state of the task.)
 
 Storage is time-major, ``[T, N, ...]``, with ``T = max(ceil(capacity / N), seq_len)`` rows per environment.
 Each environment has its own write pointer, as final rows make some environments write two rows in one
@@ -32,6 +32,16 @@ flag of each transition's next observation), row indices modulo ``T``.  For envi
     ``episode_step`` grows by exactly one per row inside an episode (its final row included) and restarts
     at 0, any reset inside the window would make the right-hand side strictly larger.  A window may end
     at a final row (a terminal step) and never continues past one.
+
+In an episodic task (``past_end=True``, a static argument of the sampling functions and ``add``) condition
+(b) is relaxed to its first step, (b') ``episode_step[r + 1] == episode_step[r] + 1``: a window may start at
+any stored transition and run past its episode's final row.  Its steps after that final row are then
+*masked*: ``Batch.mask[t]`` is 1 iff row ``r + t + 1`` lies in the episode of row ``r`` (same test,
+``episode_step[r + t + 1] == episode_step[r] + t + 1``), the losses weight each step by it, and
+``terminated`` keeps only the flag of the episode's own final row.  Without this, the last ``H - 1``
+observations before every termination never start a window, so no loss ever trains the value at exactly
+the states whose TD targets bootstrap from it: their Q is extrapolated and the termination never reaches
+it.  DMC tasks (``past_end=False``) keep the official buffer's rule: whole windows inside one episode.
 
 ``sample`` draws, for each batch entry, ``K`` candidate ``(env, o)`` pairs uniformly from
 ``N x [0, max_e size_e - L]`` and keeps the first one satisfying (a) and (b).  This is rejection sampling
@@ -68,7 +78,7 @@ the priorities an update computed for the starts it trained on (plus
 ``PRIORITY_EPS``).  ``sample_prioritized`` draws
 starts with probability ``P(i) = p_i^alpha / sum_j p_j^alpha`` over the
 *valid* starts only (same validity as above: inside written data, not
-crossing the pointer or an episode reset), exactly, by inverse-CDF sampling on
+crossing the pointer or an episode reset; (b') with ``past_end``), exactly, by inverse-CDF sampling on
 a two-level (block) cumulative sum of the masked ``p^alpha`` (``O(T * N)`` per
 call, float32 prefix sums kept short for accuracy), and returns importance
 weights ``w_i = (N_valid * P(i))^-beta / max_batch w``.  This follows the
@@ -122,6 +132,7 @@ class Batch(NamedTuple):
     row: jax.Array = None  # [B] int32 physical start row of each window
     weight: jax.Array = None  # [B] float32 importance weight (ones when sampled uniformly; None = ones)
     terminated: jax.Array = None  # [H, B] float32: 1 where transition t's next observation is terminal (None = 0)
+    mask: jax.Array = None  # [H, B] float32: 1 where transition t lies in the window's episode (None = all do)
 
 
 # ---------------------------------------------------------------------------
@@ -200,6 +211,7 @@ def add(
     final_obs: jax.Array | None = None,
     final: jax.Array | None = None,
     terminated: jax.Array | None = None,
+    past_end: bool = False,
 ) -> BufferState:
     """Write one transition row per env at its pointer, and a final row after it where an episode ended.
 
@@ -215,6 +227,8 @@ def add(
         final row ``(final_obs, zero action, zero reward, episode_step + 1, terminated)`` follows the
         transition.  ``None``: no env writes one.
       terminated: ``[N]`` bool, the episode ended in a terminal state (read where ``final``).
+      past_end: the buffer is sampled with windows that may run past an episode's end (episodic tasks;
+        read by a prioritized buffer only, for which starts are valid).
 
     Both writes are scatters of one row per env (``O(N)`` work), performed in place when ``state`` is
     donated to the enclosing jit (or carried through a ``lax.scan``).  A prioritized buffer gives the new
@@ -228,7 +242,7 @@ def add(
     if prioritized:
         if seq_len is None:
             raise ValueError("add needs seq_len for a prioritized buffer")
-        valid = valid_start_mask(state, seq_len)
+        valid = valid_start_mask(state, seq_len, past_end)
         entry = jnp.where(jnp.any(valid), jnp.max(jnp.where(valid, state.priority, 0.0)), 1.0)
     else:
         entry = state.max_priority
@@ -273,31 +287,37 @@ def _oldest_row(state: BufferState) -> jax.Array:
     return (state.pointer - state.size) % num_rows
 
 
-def _within_one_episode(state: BufferState, env: jax.Array, row: jax.Array, seq_len: int) -> jax.Array:
-    """Condition (b) for windows starting at physical ``row`` of ``env`` (any shape)."""
+def _checked_steps(seq_len: int, past_end: bool) -> int:
+    """How many rows past the start condition (b) checks: all ``H`` of the window, or its first (b')."""
+    return min(seq_len - 1, 1) if past_end else seq_len - 1
+
+
+def _within_one_episode(state: BufferState, env: jax.Array, row: jax.Array, seq_len: int,
+                        past_end: bool = False) -> jax.Array:
+    """Condition (b), or (b') with ``past_end``, for windows starting at physical ``row`` of ``env`` (any shape)."""
     num_rows = state.episode_step.shape[0]
-    horizon = seq_len - 1
+    k = _checked_steps(seq_len, past_end)
     first = state.episode_step[row, env]
-    last = state.episode_step[(row + horizon) % num_rows, env]
-    return last == first + horizon
+    last = state.episode_step[(row + k) % num_rows, env]
+    return last == first + k
 
 
-def valid_start_mask(state: BufferState, seq_len: int) -> jax.Array:
+def valid_start_mask(state: BufferState, seq_len: int, past_end: bool = False) -> jax.Array:
     """Boolean ``[T, N]``: whether a window of ``seq_len`` rows may start at ``(row, env)``."""
     num_rows = state.episode_step.shape[0]
-    horizon = seq_len - 1
+    k = _checked_steps(seq_len, past_end)
     rows = jnp.arange(num_rows, dtype=jnp.int32)
     offset = (rows[:, None] - _oldest_row(state)[None, :]) % num_rows  # [T, N] logical offset of each row
     in_range = offset <= state.size[None, :] - seq_len  # condition (a)
     steps = state.episode_step
-    last = jnp.roll(steps, -horizon, axis=0)  # last[r] = steps[(r + H) % T]
-    no_reset = last == steps + horizon  # condition (b)
+    last = jnp.roll(steps, -k, axis=0)  # last[r] = steps[(r + k) % T]
+    no_reset = last == steps + k  # condition (b) / (b')
     return in_range & no_reset
 
 
-def num_valid_windows(state: BufferState, seq_len: int) -> jax.Array:
+def num_valid_windows(state: BufferState, seq_len: int, past_end: bool = False) -> jax.Array:
     """Number of valid ``(env, start)`` pairs for windows of ``seq_len`` rows (int32)."""
-    return jnp.sum(valid_start_mask(state, seq_len), dtype=jnp.int32)
+    return jnp.sum(valid_start_mask(state, seq_len, past_end), dtype=jnp.int32)
 
 
 # ---------------------------------------------------------------------------
@@ -337,7 +357,7 @@ def _first_true_from(mask: jax.Array, start: jax.Array) -> tuple[jax.Array, jax.
     return index, found_here | jnp.any(block_has_true)
 
 
-def _next_valid_start(state: BufferState, env: jax.Array, row: jax.Array, seq_len: int):
+def _next_valid_start(state: BufferState, env: jax.Array, row: jax.Array, seq_len: int, past_end: bool = False):
     """Map each ``(env, row)`` to the next valid start in row-major cyclic order.
 
     The search order is physical: ``(row 0, env 0), (row 0, env 1), ...,
@@ -348,7 +368,7 @@ def _next_valid_start(state: BufferState, env: jax.Array, row: jax.Array, seq_le
     ``O(B * (N + sqrt(T)))`` per-query gathers; no scans, no transposes.
     """
     num_rows, num_envs = state.episode_step.shape
-    valid = valid_start_mask(state, seq_len)  # [T, N]
+    valid = valid_start_mask(state, seq_len, past_end)  # [T, N]
     env_ids = jnp.arange(num_envs, dtype=jnp.int32)
 
     same_row = valid[row] & (env_ids[None, :] >= env[:, None])  # [B, N]
@@ -369,6 +389,7 @@ def sample_starts(
     batch_size: int,
     seq_len: int,
     num_candidates: int = DEFAULT_NUM_CANDIDATES,
+    past_end: bool = False,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Sample window starts uniformly over valid ``(env, start)`` pairs.
 
@@ -377,8 +398,10 @@ def sample_starts(
     ``num_candidates`` proposals were all rejected and that were fixed up
     deterministically (see the module docstring for the bias).
 
-    Precondition: ``num_valid_windows(state, seq_len) > 0``; otherwise the
-    returned starts are arbitrary (there is no valid window to return).
+    ``past_end`` relaxes the validity as in episodic tasks (module docstring).
+
+    Precondition: ``num_valid_windows(state, seq_len, past_end) > 0``; otherwise
+    the returned starts are arbitrary (there is no valid window to return).
     """
     num_rows, num_envs = state.episode_step.shape
     if not 1 <= seq_len <= num_rows:
@@ -391,7 +414,7 @@ def sample_starts(
     row = (_oldest_row(state)[env] + offset) % num_rows
 
     in_range = offset <= state.size[env] - seq_len  # (a) for envs holding fewer rows than the largest
-    ok = in_range & _within_one_episode(state, env, row, seq_len)  # [B, K]
+    ok = in_range & _within_one_episode(state, env, row, seq_len, past_end)  # [B, K]
     choice = jnp.argmax(ok, axis=1)  # first accepted proposal (0 if none)
     env = jnp.take_along_axis(env, choice[:, None], axis=1)[:, 0]
     row = jnp.take_along_axis(row, choice[:, None], axis=1)[:, 0]
@@ -399,18 +422,30 @@ def sample_starts(
 
     def fix_up(env_row):
         env_, row_ = env_row
-        fixed_env, fixed_row = _next_valid_start(state, env_, row_, seq_len)
+        fixed_env, fixed_row = _next_valid_start(state, env_, row_, seq_len, past_end)
         return jnp.where(used_fallback, fixed_env, env_), jnp.where(used_fallback, fixed_row, row_)
 
     env, row = lax.cond(jnp.any(used_fallback), fix_up, lambda env_row: env_row, (env, row))
     return env, row, used_fallback
 
 
-def gather(state: BufferState, env: jax.Array, row: jax.Array, seq_len: int) -> Batch:
-    """Gather the windows of ``seq_len`` rows starting at ``(env[b], row[b])``."""
+def gather(state: BufferState, env: jax.Array, row: jax.Array, seq_len: int, past_end: bool = False) -> Batch:
+    """Gather the windows of ``seq_len`` rows starting at ``(env[b], row[b])``.
+
+    With ``past_end`` the batch carries ``mask`` (the steps inside the start's episode) and ``terminated``
+    keeps only that episode's terminal flag; without it ``mask`` is None (every window is whole).
+    """
     num_rows = state.episode_step.shape[0]
-    rows = (row[None, :] + jnp.arange(seq_len, dtype=jnp.int32)[:, None]) % num_rows  # [L, B]
+    steps_after = jnp.arange(seq_len, dtype=jnp.int32)[:, None]  # [L, 1]
+    rows = (row[None, :] + steps_after) % num_rows  # [L, B]
     envs = jnp.broadcast_to(env[None, :], rows.shape)
+    terminated = state.terminal[rows[1:], envs[1:]].astype(jnp.float32)
+    mask = None
+    if past_end:
+        steps = state.episode_step[rows, envs]  # [L, B]
+        same_episode = steps[1:] == steps[0][None, :] + steps_after[1:]  # row r + t + 1 in the episode of row r
+        mask = jnp.cumprod(same_episode.astype(jnp.float32), axis=0)
+        terminated = terminated * mask
     return Batch(
         obs=state.obs[rows, envs],
         action=state.action[rows[:-1], envs[:-1]],
@@ -418,7 +453,8 @@ def gather(state: BufferState, env: jax.Array, row: jax.Array, seq_len: int) -> 
         env=env.astype(jnp.int32),
         row=row.astype(jnp.int32),
         weight=jnp.ones(env.shape, jnp.float32),
-        terminated=state.terminal[rows[1:], envs[1:]].astype(jnp.float32),
+        terminated=terminated,
+        mask=mask,
     )
 
 
@@ -428,16 +464,18 @@ def sample(
     batch_size: int,
     seq_len: int,
     num_candidates: int = DEFAULT_NUM_CANDIDATES,
+    past_end: bool = False,
 ) -> Batch:
     """Sample ``batch_size`` windows of ``seq_len = H + 1`` rows, time-major.
 
     ``batch_size``, ``seq_len`` and ``num_candidates`` must be static under
     ``jit``.  Every returned window is a valid window (one env, consecutive
     rows inside the written range, within one episode) provided the buffer
-    holds at least one, i.e. ``num_valid_windows(state, seq_len) > 0``.
+    holds at least one, i.e. ``num_valid_windows(state, seq_len) > 0``.  With ``past_end`` (episodic tasks) a
+    window may run past its episode's end, and ``Batch.mask`` marks the steps inside it.
     """
-    env, row, _ = sample_starts(state, rng, batch_size, seq_len, num_candidates)
-    return gather(state, env, row, seq_len)
+    env, row, _ = sample_starts(state, rng, batch_size, seq_len, num_candidates, past_end)
+    return gather(state, env, row, seq_len, past_end)
 
 
 # ---------------------------------------------------------------------------
@@ -488,6 +526,7 @@ def sample_prioritized(
     seq_len: int,
     alpha: float = 0.6,
     beta: float = 0.4,
+    past_end: bool = False,
 ) -> Batch:
     """Sample windows with probability ``priority^alpha`` over valid starts, with importance weights.
 
@@ -496,14 +535,14 @@ def sample_prioritized(
     (N_valid * P)^-beta``, divided by its maximum over the batch.  The batch's
     ``env`` / ``row`` identify the starts for ``update_priorities``.
     Precondition (as ``sample``): the buffer holds at least one valid window
-    and is prioritized (``init(..., prioritized=True)``).
+    and is prioritized (``init(..., prioritized=True)``).  ``past_end`` as in ``sample``.
     """
     num_rows, num_envs = state.episode_step.shape
     if not is_prioritized(state):
         raise ValueError("sample_prioritized needs a buffer made with init(..., prioritized=True)")
     if not 1 <= seq_len <= num_rows:
         raise ValueError(f"seq_len must be in [1, {num_rows}], got {seq_len}")
-    valid = valid_start_mask(state, seq_len)
+    valid = valid_start_mask(state, seq_len, past_end)
     scaled = jnp.where(valid, state.priority**alpha, 0.0).reshape(-1)  # row-major (row, env)
     u = jax.random.uniform(rng, (batch_size,), jnp.float32)
     index, total = _inverse_cdf(scaled, u)
@@ -512,7 +551,7 @@ def sample_prioritized(
     num_valid = jnp.sum(valid, dtype=jnp.int32).astype(jnp.float32)
     weight = (num_valid * prob) ** (-beta)
     weight = weight / jnp.max(weight)
-    return gather(state, env, row, seq_len)._replace(weight=weight)
+    return gather(state, env, row, seq_len, past_end)._replace(weight=weight)
 
 
 def update_priorities(state: BufferState, env: jax.Array, row: jax.Array, priorities: jax.Array) -> BufferState:
