@@ -59,8 +59,8 @@ class Args:
     eval_episodes: int = 10
     """episodes per evaluation, run in parallel with deterministic planning"""
     log_every: int = 10_000
-    """env steps between log lines / metrics.jsonl rows (one compiled chunk each; a chunk is never longer
-    than --eval_every or --checkpoint_every)"""
+    """env steps between log lines / metrics.jsonl rows (a log period is never longer than --eval_every or
+    --checkpoint_every; it runs as compiled chunks of at most --max_chunk_seconds each)"""
     run_dir: Optional[str] = None
     """output folder (default: runs/<task>__<algo>__<seed>__<time>)"""
     # planner overrides
@@ -109,6 +109,10 @@ class Args:
     """env steps between checkpoints of the whole training state, at chunk boundaries (and one at the end)"""
     keep_checkpoints: int = 3
     """checkpoints kept in <run_dir>/checkpoints (the oldest are deleted)"""
+    max_chunk_seconds: float = 20.0
+    """wall-clock bound of one compiled chunk: a stop signal (Ctrl-C, SIGTERM, SIGUSR1) waits at most this
+    long, then a checkpoint is saved; chunks are sized from the measured time per iteration and never change
+    the results"""
     resume: bool = False
     """continue the run in --run_dir from its latest checkpoint (same config required); a resumed run writes
     the same metrics as an uninterrupted one"""
@@ -130,7 +134,7 @@ class Args:
 # flags that only say where / how a run is recorded; they may differ between a run and its --resume
 RUN_MANAGEMENT_FLAGS = frozenset(
     {"run_dir", "resume", "tensorboard", "track", "wandb_project", "wandb_entity", "wandb_group", "capture_video",
-     "checkpoint_every", "keep_checkpoints", "coordinator_address", "process_id"}
+     "checkpoint_every", "keep_checkpoints", "max_chunk_seconds", "coordinator_address", "process_id"}
 )
 
 
@@ -140,6 +144,8 @@ def check_output_flags(args: Args) -> None:
         raise ConfigError(f"--checkpoint_every must be positive, got {args.checkpoint_every}")
     if args.keep_checkpoints < 1:
         raise ConfigError(f"--keep_checkpoints must be at least 1, got {args.keep_checkpoints}")
+    if not args.max_chunk_seconds > 0:
+        raise ConfigError(f"--max_chunk_seconds must be positive, got {args.max_chunk_seconds:g}")
     if args.resume and not args.run_dir:
         raise ConfigError("--resume needs --run_dir, the run to continue")
     if args.track and not args.wandb_project.strip():

@@ -39,6 +39,9 @@ def main(argv=None) -> None:
             print(str(e), file=sys.stderr)
             raise SystemExit(e.exit_code) from None
         _fail(str(e), e.exit_code)
+    except KeyboardInterrupt:  # Ctrl-C while setting up / compiling, or a second Ctrl-C while training
+        print("stopped by SIGINT at once: nothing saved since the last checkpoint", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -81,14 +81,14 @@ def main(opts: Options) -> list[dict]:
             t0 = time.perf_counter()
             chunk = par.chunk.lower(carry, np.int32(1)).compile()
             compile_s = time.perf_counter() - t0
-            carry, _ = jax.block_until_ready(chunk(carry, np.int32(math.ceil(schedule.seed_steps / opts.num_envs) + 1)))
+            carry, _, _ = jax.block_until_ready(chunk(carry, np.int32(math.ceil(schedule.seed_steps / opts.num_envs) + 1)))
             setups.append({"devices": d, "seeds": s, "chunk": chunk, "carry": carry, "compile_s": compile_s,
                            "env_steps_per_iter": schedule.env_steps_per_iter, "times": []})
             print(f"D={d} S={s}: compiled in {compile_s:.1f}s", file=sys.stderr, flush=True)
     for _ in range(opts.rounds):  # alternate, so slow phases of the machine hit every configuration alike
         for st in setups:
             t0 = time.perf_counter()
-            st["carry"], _ = jax.block_until_ready(st["chunk"](st["carry"], np.int32(opts.iters)))
+            st["carry"], _, _ = jax.block_until_ready(st["chunk"](st["carry"], np.int32(opts.iters)))
             st["times"].append(time.perf_counter() - t0)
     rows = []
     for st in setups:

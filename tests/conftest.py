@@ -199,8 +199,8 @@ class PointEnv:
 # run_outputs 347, learning 261, multiprocess 238, envs_custom 220, seeds 184, learning_tdmpc 144, own_env 137,
 # tdmpc2 124, parallel 86, replay 83, episodic 59, envs_dog 51; the other files 276 together).
 SLOW_FILES = ["test_run_outputs.py", "test_learning.py", "test_multiprocess.py", "test_envs_custom.py", "test_seeds.py",
-              "test_learning_tdmpc.py", "test_own_env.py", "test_tdmpc2.py", "test_parallel.py", "test_replay.py",
-              "test_episodic.py", "test_envs_dog.py"]
+              "test_stopping.py", "test_learning_tdmpc.py", "test_own_env.py", "test_tdmpc2.py", "test_parallel.py",
+              "test_replay.py", "test_episodic.py", "test_envs_dog.py"]
 
 
 def pytest_collection_modifyitems(session, config, items):

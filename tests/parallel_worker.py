@@ -39,7 +39,7 @@ def train(par: Parallel, seed: int = 1, iters=ITERS, evaluate: bool = True):
     carry, losses, equal = par.init(k_init), [], []
     first = jax.device_get(carry)
     for n in iters:
-        carry, report = par.chunk(carry, jnp.int32(n))
+        carry, _, report = par.chunk(carry, jnp.int32(n))
         report = jax.device_get(report)
         losses.append((report.stats.update_sums["total_loss"] / np.maximum(report.stats.num_updates, 1)).tolist())
         equal.append(bool(report.replicas_equal))

@@ -32,6 +32,7 @@ from conftest import TINY, TINY_TDMPC, check_tiny_run, run_main
         (["--seed", "abc"], "--seed expects an integer, got 'abc'"),
         (["--log_every"], "--log_every needs a value"),
         (["--checkpoint_every", "0"], "--checkpoint_every must be positive"),
+        (["--max_chunk_seconds", "0"], "--max_chunk_seconds must be positive, got 0"),
         (["--task", "dm_control/cheetah-run-v1"], "unknown task version 'dm_control/cheetah-run-v1'"),
         (["--num_devices", "3"], "--num_devices 3 asks for more devices than the"),
         (["--num_devices", "0"], "--num_devices must be positive"),

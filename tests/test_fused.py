@@ -93,3 +93,29 @@ def test_same_seed_same_run_and_evaluation(built):
     assert returns.shape == (2,)
     assert bool(jnp.all((returns >= 0) & (returns <= env.episode_length * env.action_repeat)))
     np.testing.assert_array_equal(returns, loop.evaluate(c1.agent, jax.random.key(5), 2))
+
+
+def test_chunks_and_burst_pieces_change_no_number(built):
+    """A stretch run as one chunk (the pretraining burst inside the iteration that ends seeding) equals the same
+    stretch cut anywhere: chunks continuing the period's sums, the burst deferred (`burst=False`) and run as
+    `pretrain` pieces with the iteration's own update key. Bit for bit, parameters and sums."""
+    _, _, loop, _ = built
+    whole, whole_stats = run_chunk(loop, loop.init(jax.random.key(7)), 13)
+
+    carry = loop.init(jax.random.key(7))
+    stats = loop.zero_stats(carry)
+    off = jnp.bool_(False)
+    for n in (4, 6):  # 10 seeding iterations, the last of which ends seeding: its 40 updates are left
+        carry, stats = loop.chunk(carry, jnp.int32(n), stats, off)
+    assert int(stats.num_updates) == 0 and int(carry.agent.updates) == 0
+    for start, count in ((0, 1), (1, 25), (26, 14)):
+        carry, stats = loop.pretrain_chunk(carry, stats, jnp.int32(start), jnp.int32(count))
+    assert int(stats.num_updates) == 40 and int(carry.agent.updates) == 40
+    for n in (1, 2):
+        carry, stats = loop.chunk(carry, jnp.int32(n), stats, off)
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(carry)):
+        if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a, b = jax.random.key_data(a), jax.random.key_data(b)
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(jax.tree.leaves(whole_stats), jax.tree.leaves(jax.device_get(stats))):
+        np.testing.assert_array_equal(a, b)

@@ -11,7 +11,13 @@ One iteration, for all N envs at once:
 where n_updates is 0 while seeding, `pretrain_updates` once when seeding ends (the paper's burst of
 seed_steps updates), then `updates_per_iter` (= utd x N). `run_chunk(carry, num_iters)` runs many
 iterations and is a pure function of the carry (its random key included); `init_carry(rng)` makes the carry
-of a new run. Between chunks the host (session/trainer.py) logs, evaluates and checkpoints. The loop knows
+of a new run. Between chunks the host (session/trainer.py) logs, evaluates and checkpoints.
+
+The host can cut the work into chunks of any length without changing a single number: a chunk continues the
+`ChunkStats` sums it is given, and with `burst=False` the iteration that ends seeding leaves its pretraining
+updates to `pretrain(carry, stats, start, count)`, which runs updates start .. start+count-1 of that burst with
+the same random keys (the iteration's update key, kept in `ChunkStats.burst_key`). So a log period of many
+iterations, or a burst of thousands of updates, can be run as several calls of bounded wall-clock. The loop knows
 the agent only through the contract of agents/base.py; an agent with a `prioritization` gets a prioritized
 buffer, batches sampled by priority, and the priorities its `update` returns written back after each update.
 
@@ -50,6 +56,7 @@ class ChunkStats(NamedTuple):
     num_updates: jax.Array
     return_sum: jax.Array  # sum of returns of the episodes that finished during the chunk
     episodes: jax.Array
+    burst_key: jax.Array  # uint32 key data: the update key of the iteration that ended seeding (for `pretrain`)
 
 
 class FusedLoop:
@@ -80,6 +87,7 @@ class FusedLoop:
         # jitted init: every carry leaf is its own buffer, as donating the carry to `chunk` requires
         self.init = env.jit(self.init_carry)
         self.chunk = env.jit(self.run_chunk, donate_argnums=0)
+        self.pretrain_chunk = env.jit(self.pretrain, donate_argnums=0)
         self.evaluate = env.jit(self.eval_returns, static_argnums=2)
 
     # ------------------------------------------------------------------------------------ init
@@ -107,18 +115,21 @@ class FusedLoop:
         return replay.sample_prioritized(buffer, rng, self.batch_size, self.seq_len, *self.priority,
                                          past_end=self.past_end)
 
-    def _zero_stats(self, carry: Carry) -> ChunkStats:
+    def zero_stats(self, carry: Carry) -> ChunkStats:
+        """The sums a chunk starts from at the beginning of a log period."""
         batch = jax.eval_shape(self._sample, carry.buffer, carry.rng)
         _, metrics, _ = jax.eval_shape(self.agent.update, carry.agent, batch, carry.rng)
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics)
-        return ChunkStats(zeros, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+        key_data = jax.eval_shape(jax.random.key_data, carry.rng)
+        return ChunkStats(zeros, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32),
+                          jnp.zeros(key_data.shape, key_data.dtype))
 
     # ---------------------------------------------------------------------------------- training
 
-    def _updates(self, agent, buffer, rng, n, sums):
-        """`n` (traced) updates on batches sampled from the buffer; metric sums accumulated. With prioritized
-        replay the buffer is carried through the loop and the update's new priorities written back each time;
-        uniform replay only reads it."""
+    def _updates(self, agent, buffer, rng, n, sums, start=0):
+        """Updates `start` .. `n`-1 (traced), update i on a batch sampled with `fold_in(rng, i)`; metric sums
+        accumulated. With prioritized replay the buffer is carried through the loop and the update's new
+        priorities written back each time; uniform replay only reads it."""
         prioritized = self.priority is not None
 
         def one_update(i, state):
@@ -132,12 +143,12 @@ class FusedLoop:
             return agent, sums, replay.update_priorities(buf, batch.env, batch.row, priorities)
 
         if not prioritized:
-            agent, sums = jax.lax.fori_loop(0, n, one_update, (agent, sums))
+            agent, sums = jax.lax.fori_loop(start, n, one_update, (agent, sums))
             return agent, buffer, sums
-        agent, sums, buffer = jax.lax.fori_loop(0, n, one_update, (agent, sums, buffer))
+        agent, sums, buffer = jax.lax.fori_loop(start, n, one_update, (agent, sums, buffer))
         return agent, buffer, sums
 
-    def _iteration(self, carry: Carry, stats: ChunkStats):
+    def _iteration(self, carry: Carry, stats: ChunkStats, burst):
         env, N, A = self.env, self.num_envs, self.env.action_dim
         rng, k_act, k_update = jax.random.split(carry.rng, 3)
         seeding = carry.agent_steps < self.seed_steps
@@ -156,7 +167,7 @@ class FusedLoop:
 
         agent_steps = carry.agent_steps + self.steps_per_iter
         just_seeded = seeding & (agent_steps >= self.seed_steps)
-        n_updates = jnp.where(seeding, jnp.where(just_seeded, self.pretrain_updates, 0), self.updates_per_iter)
+        n_updates = jnp.where(seeding, jnp.where(just_seeded & burst, self.pretrain_updates, 0), self.updates_per_iter)
         agent, buffer, update_sums = self._updates(carry.agent, buffer, k_update, n_updates, stats.update_sums)
 
         finished = out.done.astype(jnp.float32)
@@ -165,17 +176,29 @@ class FusedLoop:
             num_updates=stats.num_updates + n_updates,
             return_sum=stats.return_sum + jnp.sum(finished * out.episode_return),
             episodes=stats.episodes + jnp.sum(out.done.astype(jnp.int32)),
+            burst_key=jnp.where(just_seeded, jax.random.key_data(k_update), stats.burst_key),
         )
         last_return = jnp.where(out.done, out.episode_return, carry.last_return)
         return Carry(agent, buffer, env_state, plan_mean, rng, agent_steps, last_return), stats
 
-    def run_chunk(self, carry: Carry, num_iters):
-        """Run `num_iters` (traced: one compilation serves every chunk length) fused iterations."""
+    def run_chunk(self, carry: Carry, num_iters, stats=None, burst=True):
+        """Run `num_iters` (traced: one compilation serves every chunk length) fused iterations, adding to
+        `stats` (default: zeros). With `burst` False (traced) the iteration that ends seeding runs none of its
+        pretraining updates: the host runs them with `pretrain` before the next chunk."""
 
         def body(_, state):
-            return self._iteration(*state)
+            return self._iteration(*state, burst)
 
-        return jax.lax.fori_loop(0, num_iters, body, (carry, self._zero_stats(carry)))
+        return jax.lax.fori_loop(0, num_iters, body, (carry, self.zero_stats(carry) if stats is None else stats))
+
+    def pretrain(self, carry: Carry, stats: ChunkStats, start, count):
+        """Pretraining updates `start` .. `start+count-1` (traced) of the burst that a `burst=False` chunk's
+        last iteration left: the same batches, keys and order as the burst inside that iteration."""
+        rng = jax.random.wrap_key_data(stats.burst_key, impl=jax.random.key_impl(carry.rng))
+        agent, buffer, update_sums = self._updates(carry.agent, carry.buffer, rng, start + count, stats.update_sums,
+                                                   start)
+        return (carry._replace(agent=agent, buffer=buffer),
+                stats._replace(update_sums=update_sums, num_updates=stats.num_updates + count))
 
     # -------------------------------------------------------------------------------- evaluation
 

@@ -2,7 +2,7 @@
 
     global carry leaf     [D, S, ...]   D devices (every process's), S seeds; `agent_steps` is [D]
     one device            `jax.shard_map` over the mesh axis "devices" sees its own [S, ...] slice
-    one seed              `jax.vmap` over S (skipped when S = 1) of `fused.FusedLoop.run_chunk`
+    one seed              `jax.vmap` over S (skipped when S = 1) of `fused.FusedLoop.run_chunk` / `.pretrain`
 
 Devices (D > 1). `build.build` gives every device the same `FusedLoop` for its share of the run: N/D envs, a
 buffer of capacity/D, batches of B/D sequences, while the step counts (seeding, utd x N updates per
@@ -36,7 +36,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from anakin_tdmpc.loop import fused
-from anakin_tdmpc.loop.episodes import EvalResult, episodes
+from anakin_tdmpc.loop.episodes import EvalResult, EvalState, eval_finish, eval_start, eval_steps
 
 AXIS = "devices"
 # vmap axes of one device's carry over seeds: every leaf has a seed axis but the shared agent-step counter
@@ -77,7 +77,12 @@ class Parallel:
         self.replicated = NamedSharding(self.mesh, P())
         self.init = loop.env.jit(self._init)
         self.chunk = loop.env.jit(self._chunk, donate_argnums=0)
+        self.pretrain = loop.env.jit(self._pretrain, donate_argnums=0)
+        self.zero_stats = loop.env.jit(self._zero_stats)
         self.evaluate = loop.env.jit(self._evaluate, static_argnums=2)
+        self.eval_start = loop.env.jit(self._eval_start, static_argnums=1)
+        self.eval_steps = loop.env.jit(self._eval_steps, donate_argnums=1)
+        self.eval_finish = loop.env.jit(self._eval_finish, static_argnums=1)
         self.agent_copy = jax.jit(lambda agent: jax.tree.map(lambda x: x[0], agent), out_shardings=self.replicated)
 
     def _on_devices(self, fn, in_specs, out_specs):
@@ -119,51 +124,104 @@ class Parallel:
 
     # ------------------------------------------------------------------------------------------- training
 
-    def _chunk(self, carry: fused.Carry, num_iters):
-        loop, D = self.loop, self.num_devices
+    def _chunk(self, carry: fused.Carry, num_iters, stats: Optional[fused.ChunkStats] = None, burst=True):
+        """`num_iters` iterations of every device and seed -> (carry, stats, Report). `stats` ([D, S] leaves,
+        default zeros) are the sums of the log period so far, which the chunk continues; `burst`: see
+        `FusedLoop.run_chunk`."""
+        stats = self._zero_stats(carry) if stats is None else stats
+        return self._on_every_seed(lambda c, s, n, b: self.loop.run_chunk(c, n, s, b), carry, stats, num_iters, burst)
 
-        def per_device(carry, num_iters):
-            carry = jax.tree.map(lambda x: x[0], carry)
-            run = self._over_seeds(lambda c: loop.run_chunk(c, num_iters), (SEED_AXES,), (SEED_AXES, 0))
-            carry, stats = run(carry)
-            stats = fused.ChunkStats(
-                update_sums=jax.lax.pmean(stats.update_sums, AXIS),  # each device's batch: the mean is the global batch's
-                num_updates=stats.num_updates,  # the same on every device
-                return_sum=jax.lax.psum(stats.return_sum, AXIS),
-                episodes=jax.lax.psum(stats.episodes, AXIS),
-            )
-            leaves = _float_leaves(carry.agent)
-            finite = jnp.stack([jnp.all(jnp.isfinite(x).reshape(x.shape[0], -1), axis=1) for x in leaves], axis=-1)
-            finite = jax.lax.pmin(finite.astype(jnp.int32), AXIS) > 0
-            equal = jnp.bool_(True)
-            if D > 1:  # NaN != NaN: a non-finite leaf also reads unequal, but `finite` names it first
-                equal = jnp.all(jnp.stack([jnp.all(jax.lax.pmax(x, AXIS) == jax.lax.pmin(x, AXIS)) for x in leaves]))
-            return jax.tree.map(lambda x: x[None], carry), Report(stats, finite, equal)
+    def _pretrain(self, carry: fused.Carry, stats: fused.ChunkStats, start, count):
+        """Pretraining updates start .. start+count-1 on every device and seed (`FusedLoop.pretrain`) ->
+        (carry, stats, Report)."""
+        return self._on_every_seed(self.loop.pretrain, carry, stats, start, count)
 
-        return self._on_devices(per_device, (P(AXIS), P()), (P(AXIS), P()))(carry, num_iters)
+    def _on_every_seed(self, step, carry: fused.Carry, stats: fused.ChunkStats, *scalars):
+        """`step(carry, stats, *scalars)` of one seed's loop, on every device and seed -> (carry, stats, Report)."""
+
+        def per_device(carry, stats, *scalars):
+            carry, stats = jax.tree.map(lambda x: x[0], (carry, stats))
+            run = self._over_seeds(lambda c, s: step(c, s, *scalars), (SEED_AXES, 0), (SEED_AXES, 0))
+            return self._outputs(*run(carry, stats))
+
+        specs = (P(AXIS), P(AXIS)) + (P(),) * len(scalars)
+        return self._on_devices(per_device, specs, (P(AXIS), P(AXIS), P()))(carry, stats, *scalars)
+
+    def _zero_stats(self, carry: fused.Carry) -> fused.ChunkStats:
+        """[D, S] zero sums: where a log period's chunks start."""
+
+        def per_device(carry):
+            zeros = self._over_seeds(self.loop.zero_stats, (SEED_AXES,), 0)(jax.tree.map(lambda x: x[0], carry))
+            return jax.tree.map(lambda x: x[None], zeros)
+
+        return self._on_devices(per_device, P(AXIS), P(AXIS))(carry)
+
+    def _outputs(self, carry: fused.Carry, stats: fused.ChunkStats):
+        """One device's (carry, stats) -> what it returns: both with their device axis back, and the Report."""
+        D = self.num_devices
+        totals = fused.ChunkStats(
+            update_sums=jax.lax.pmean(stats.update_sums, AXIS),  # each device's batch: the mean is the global batch's
+            num_updates=stats.num_updates,  # the same on every device
+            return_sum=jax.lax.psum(stats.return_sum, AXIS),
+            episodes=jax.lax.psum(stats.episodes, AXIS),
+            burst_key=jnp.zeros_like(stats.burst_key),  # each device's own: kept in `stats`, not reported
+        )
+        leaves = _float_leaves(carry.agent)
+        finite = jnp.stack([jnp.all(jnp.isfinite(x).reshape(x.shape[0], -1), axis=1) for x in leaves], axis=-1)
+        finite = jax.lax.pmin(finite.astype(jnp.int32), AXIS) > 0
+        equal = jnp.bool_(True)
+        if D > 1:  # NaN != NaN: a non-finite leaf also reads unequal, but `finite` names it first
+            equal = jnp.all(jnp.stack([jnp.all(jax.lax.pmax(x, AXIS) == jax.lax.pmin(x, AXIS)) for x in leaves]))
+        carry, stats = jax.tree.map(lambda x: x[None], (carry, stats))
+        return carry, stats, Report(totals, finite, equal)
 
     # ----------------------------------------------------------------------------------------- evaluation
 
     def _evaluate(self, agent, keys: jax.Array, num_episodes: int, agent_steps) -> EvalResult:
         """`num_episodes` eval episodes per seed, split over the devices: returns [S, num_episodes]; the
-        positions are those of episode 0 of seed 0 (for a video). `keys` [S], one per seed."""
-        loop, D = self.loop, self.num_devices
-        per = math.ceil(num_episodes / D)
+        positions are those of episode 0 of seed 0 (for a video). `keys` [S], one per seed. The same as
+        `eval_start`, `eval_steps` (in pieces of any length, to the episode length) and `eval_finish`."""
+        started = self._eval_start(keys, num_episodes)
+        return self._eval_finish(self._eval_steps(agent, started, self.loop.env.episode_length, agent_steps),
+                                 num_episodes)
 
-        def per_device(agent, keys, agent_steps):
-            agent, shard = jax.tree.map(lambda x: x[0], agent), jax.lax.axis_index(AXIS)
+    def _eval_start(self, keys: jax.Array, num_episodes: int) -> EvalState:
+        """New eval episodes, ceil(num_episodes / D) on each device, for every seed: [D, S, ...] leaves."""
+        loop, per = self.loop, math.ceil(num_episodes / self.num_devices)
 
-            def one(agent, key):
-                return episodes(loop.agent, loop.env, agent, jax.random.fold_in(key, shard), per, agent_steps[0],
-                                frames=loop.env.render_model is not None)
+        def per_device(keys):
+            shard = jax.lax.axis_index(AXIS)
+            started = self._over_seeds(lambda k: eval_start(loop.agent, loop.env, jax.random.fold_in(k, shard), per,
+                                                            frames=loop.env.render_model is not None), (0,), 0)(keys)
+            return jax.tree.map(lambda x: x[None], started)
 
-            out = self._over_seeds(one, (0, 0), 0)(agent, keys)
+        return self._on_devices(per_device, P(), P(AXIS))(keys)
+
+    def _eval_steps(self, agent, episodes_state: EvalState, num_steps, agent_steps) -> EvalState:
+        """`num_steps` (traced) more agent steps of every device's and seed's eval episodes."""
+        loop = self.loop
+
+        def per_device(agent, episodes_state, num_steps, agent_steps):
+            agent, episodes_state = jax.tree.map(lambda x: x[0], (agent, episodes_state))
+            advanced = self._over_seeds(
+                lambda a, e: eval_steps(loop.agent, loop.env, a, e, num_steps, agent_steps[0]), (0, 0), 0)(
+                agent, episodes_state)
+            return jax.tree.map(lambda x: x[None], advanced)
+
+        return self._on_devices(per_device, (P(AXIS), P(AXIS), P(), P(AXIS)), P(AXIS))(
+            agent, episodes_state, num_steps, agent_steps)
+
+    def _eval_finish(self, episodes_state: EvalState, num_episodes: int) -> EvalResult:
+        """The returns [S, num_episodes] gathered from the devices, and episode 0 of seed 0's positions."""
+
+        def per_device(episodes_state):
+            out = self._over_seeds(eval_finish, (0,), 0)(jax.tree.map(lambda x: x[0], episodes_state))
             returns, lengths = (jax.lax.all_gather(x, AXIS, axis=1, tiled=True)[:, :num_episodes]
                                 for x in (out.returns, out.lengths))
             first = jax.tree.map(lambda x: jax.lax.all_gather(x[0], AXIS)[0], (out.qpos, out.mocap_pos, out.mocap_quat))
             return EvalResult(returns, lengths, *first)
 
-        return self._on_devices(per_device, (P(AXIS), P(), P(AXIS)), P())(agent, keys, agent_steps)
+        return self._on_devices(per_device, P(AXIS), P())(episodes_state)
 
     # -------------------------------------------------------------------------------- checkpoints / memory
 
@@ -178,12 +236,14 @@ class Parallel:
 
         def put(x, copies: bool):
             x = np.asarray(x)
-            if copies:
-                x = np.broadcast_to(x[None], (self.num_devices,) + x.shape)
-            return jax.make_array_from_callback(x.shape, self.sharded, lambda index: x[index])
+            return self.place_sharded(np.broadcast_to(x[None], (self.num_devices,) + x.shape) if copies else x)
 
         return fused.Carry(*(jax.tree.map(lambda x, c=(name == "agent"): put(x, c), v)
                               for name, v in zip(fused.Carry._fields, saved)))
+
+    def place_sharded(self, x: np.ndarray) -> jax.Array:
+        """A host array [D, ...] -> a global array with row d on device d."""
+        return jax.make_array_from_callback(x.shape, self.sharded, lambda index: x[index])
 
     def state_bytes_per_device(self, keys: jax.Array) -> int:
         """Bytes of the training state (agent copy, buffer shard, env states, ...) on each device."""

@@ -66,6 +66,10 @@ class RunLogger:
         self._progress.update(self._bar, completed=steps, info=" | ".join(parts[1:]))
         self.console.print(line, highlight=False)
 
+    def progress(self, env_steps: int) -> None:
+        """Advance the bar between log points (no line)."""
+        self._progress.update(self._bar, completed=env_steps)
+
     def message(self, text: str) -> None:
         self.console.print(text, highlight=False)
 
@@ -87,6 +91,9 @@ class QuietLogger:
     """The logger of a multi-process run's other processes: process 0 writes everything."""
 
     def log(self, row: dict) -> None:
+        pass
+
+    def progress(self, env_steps: int) -> None:
         pass
 
     def message(self, text: str) -> None:

@@ -1,10 +1,16 @@
 """The host side of training: `train(args)` sets up a run (or its `--resume`), then drives compiled chunks:
 
-    chunk -> metrics row -> (evaluation, video, curves) -> (checkpoint) -> next chunk, until the budget ends
-    or a stop signal / divergence / unwritable output ends it with a checkpoint on disk.
+    log period: chunks -> metrics row -> (evaluation, video, curves) -> (checkpoint) -> next period, until the
+    budget ends or a stop signal / divergence / unwritable output ends it with a checkpoint on disk.
 
-Everything the host loop keeps between chunks is `HostState`, saved in every checkpoint, so a resumed run
-writes the same metrics rows as an uninterrupted one. Only process 0 of a multi-process run writes logs,
+A log period (`--log_every` env steps) runs as compiled chunks of at most `--max_chunk_seconds` each, sized
+from the measured time per iteration (per phase: seeding, learning) and per pretraining update; the burst of
+pretraining updates that ends seeding runs as chunks of its own. A chunk continues the statistics of the
+chunks before it in the period, so the rows, and the training itself, are the same however a period is cut;
+a stop signal is honoured between any two chunks.
+
+Everything the host loop keeps between chunks is `HostState`, saved in every checkpoint (with the sums of a
+period a stop cut short), so a resumed run writes the same metrics rows as an uninterrupted one. Only process 0 of a multi-process run writes logs,
 metrics, curves, videos and wandb; all processes run the same chunks in lockstep.
 
 Longer than our other modules (~550 lines) on purpose: a run's whole host side, from the checks before
@@ -31,8 +37,11 @@ OUTPUT_ERROR_EXIT_CODE = 4
 """Exit code when the run's outputs could not be written (disk full, quota, I/O error) after training began."""
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR1")
 """Signals that stop a run cleanly: Ctrl-C, what SLURM / Kubernetes / cloud preemption send, SLURM's
-`--signal` warning. The running chunk finishes, a checkpoint is saved, the exit code is 128 + the signal's
-number (130, 143, 138)."""
+`--signal` warning. The running chunk (at most --max_chunk_seconds) finishes, a checkpoint is saved, the exit
+code is 128 + the signal's number (130, 143, 138)."""
+CHUNK_FILL = 0.5
+"""Chunks are sized to this fraction of --max_chunk_seconds at the last measured speed, leaving the rest of
+the bound for a slower stretch."""
 
 
 @dataclasses.dataclass
@@ -46,13 +55,19 @@ class HostState:
     last_eval_std: Optional[float] = None
     time: float = 0.0  # training seconds so far, earlier sessions of a resumed run included
     wandb_id: Optional[str] = None
+    pretrained: int = 0  # pretraining updates of the burst done so far
+    period: Optional[dict] = None  # a log period a stop cut short: its first iteration, chunk seconds, sums
 
     @classmethod
-    def restored(cls, saved: dict, eval_every: int) -> "HostState":
-        return cls(iters_done=int(saved.get("iters_done", 0)), updates=int(saved.get("updates", 0)),
+    def restored(cls, saved: dict, eval_every: int, burst_iter: int, pretrain_updates: int) -> "HostState":
+        iters_done = int(saved.get("iters_done", 0))
+        # checkpoints written before bursts ran as chunks of their own always lie before or after a whole burst
+        done_before = pretrain_updates if iters_done > burst_iter else 0
+        return cls(iters_done=iters_done, updates=int(saved.get("updates", 0)),
                    next_eval=int(saved.get("next_eval", eval_every)), last_eval=saved.get("last_eval"),
                    last_eval_std=saved.get("last_eval_std"), time=float(saved.get("time", 0.0)),
-                   wandb_id=saved.get("wandb_id"))
+                   wandb_id=saved.get("wandb_id"), pretrained=int(saved.get("pretrained", done_before)),
+                   period=saved.get("period"))
 
 
 class TrainResult(NamedTuple):
@@ -198,7 +213,10 @@ class Trainer:
                 self.rows = checkpoint.truncate_metrics(os.path.join(run_dir, "metrics.jsonl"), resume.step or 0)
             except checkpoint.CheckpointError as e:
                 raise RunError(str(e)) from None
-        self.host = HostState.restored(restored[1]["host"] if restored else {}, args.eval_every)
+        # the iteration that completes seeding (its pretraining updates run as chunks of their own after it)
+        self.burst_iter = -(-schedule.seed_steps // schedule.agent_steps_per_iter) - 1
+        self.host = HostState.restored(restored[1]["host"] if restored else {}, args.eval_every, self.burst_iter,
+                                       schedule.pretrain_updates)
         self.tracker = None
         if args.track and self.primary:
             from anakin_tdmpc.session.tracking import TrackingError, WandbTracker
@@ -265,8 +283,16 @@ class Trainer:
 
                 self.recorder = VideoRecorder(env.render_model, 1.0 / env.control_dt, log.message)
                 log.message(f"eval videos: rendering with MUJOCO_GL={backend}" + (f" (unavailable: {why})" if why else ""))
+        self.stats = self._period_stats()
         t_compile = time.time()
-        self.chunk = par.chunk.lower(self.carry, np.int32(schedule.iters_per_chunk)).compile()
+        self.chunk = par.chunk.lower(self.carry, np.int32(1), self.stats, np.bool_(False)).compile()
+        self.pretrain = None  # compiled only for a run whose burst is still ahead
+        if self.host.iters_done <= self.burst_iter + 1 and self.host.pretrained < schedule.pretrain_updates:
+            self.pretrain = par.pretrain.lower(self.carry, self.stats, np.int32(0), np.int32(1)).compile()
+        if args.eval_episodes > 0:  # ahead, so that a stop at the first evaluation need not wait for a compile
+            started = par.eval_start(self.k_eval, args.eval_episodes)
+            self.eval_steps = par.eval_steps.lower(self.carry.agent, started, np.int32(1),
+                                                   self.carry.agent_steps).compile()
         log.message(f"compiled training chunk in {time.time() - t_compile:.1f}s")
         self.guard = DivergenceGuard(parallel.float_leaf_names(jax.eval_shape(agent.init, jax.random.key(0))),
                                      self.seeds)
@@ -278,37 +304,27 @@ class Trainer:
     # --------------------------------------------------------------------------------------------- run
 
     def run(self) -> TrainResult:
-        args, schedule, host, log = self.args, self.schedule, self.host, self.log
-        t_start = time.time() - host.time  # training time of earlier sessions counts
-        self.t_start = t_start
-        exit_code, exit_message, estimated = 0, None, False
-        burst_iter = -(-schedule.seed_steps // schedule.agent_steps_per_iter) - 1  # completes seeding
+        args, schedule, host = self.args, self.schedule, self.host
+        self.t_start = t_start = time.time() - host.time  # training time of earlier sessions counts
+        self.per_iter: dict[str, float] = {}  # measured seconds per iteration ("seeding", "learning") / update
+        exit_code, exit_message, self.estimated = 0, None, False
         try:
-            with _Interrupt(log) as interrupt:
-                while True:
-                    if interrupt.requested:  # a stop signal: save the last completed chunk's carry, then stop
+            with _Interrupt(self.log) as interrupt:
+                while host.iters_done < schedule.total_iters or host.period is not None:  # (a period a stop cut)
+                    bad = self._train_period(interrupt)
+                    if bad:  # stop without saving the bad state: the last checkpoint stays the last good one
+                        exit_code = DIVERGED_EXIT_CODE
+                        exit_message = f"training diverged at env step {self.env_steps:,}: {bad}; " + (
+                            f"the last good checkpoint is {self.checkpointer.path(self.saved_step)}"
+                            if self.saved_step is not None else "no checkpoint was saved")
+                        break
+                    if self._stop_requested(interrupt):  # save the last completed chunk's carry, then stop
                         if self.saved_step != self.env_steps:
                             self._save_checkpoint()
                         exit_code = interrupt.exit_code
                         exit_message = (f"stopped by {signal.Signals(interrupt.signum).name} at env step "
                                         f"{self.env_steps:,}; saved {self.checkpointer.path(self.env_steps)}; "
                                         f"continue with --resume --run_dir {self.run_dir}")
-                        break
-                    if host.iters_done >= schedule.total_iters:
-                        break
-                    n = min(schedule.iters_per_chunk, schedule.total_iters - host.iters_done)
-                    if host.iters_done <= burst_iter < host.iters_done + n:
-                        log.message(f"this chunk ends seeding and pretrains: {schedule.pretrain_updates} updates on "
-                                    "the seed data")
-                    bad = self._train_chunk(n)
-                    if not estimated and host.iters_done > burst_iter + 1 and n == schedule.iters_per_chunk:
-                        estimated = True  # a whole chunk after the pretraining burst: representative
-                        self._estimate(n)
-                    if bad:  # stop without saving the bad state: the last checkpoint stays the last good one
-                        exit_code = DIVERGED_EXIT_CODE
-                        exit_message = f"training diverged at env step {self.env_steps:,}: {bad}; " + (
-                            f"the last good checkpoint is {self.checkpointer.path(self.saved_step)}"
-                            if self.saved_step is not None else "no checkpoint was saved")
                         break
                     done = host.iters_done == schedule.total_iters
                     if self.env_steps >= self.next_checkpoint or done:
@@ -333,26 +349,122 @@ class Trainer:
         self._summary(time.time() - t_start)
         return TrainResult(self.run_dir, self.rows, host.last_eval)
 
-    def _train_chunk(self, n: int) -> Optional[str]:
-        """One compiled chunk of `n` iterations, its metrics row, an evaluation when due; returns what
-        diverged, if anything (the row is logged either way)."""
+    # ----------------------------------------------------------------------------------- log periods
+
+    def _burst_left(self) -> int:
+        """Pretraining updates still to run now (the iteration that completes seeding has run)."""
+        if self.host.iters_done != self.burst_iter + 1:
+            return 0
+        return self.schedule.pretrain_updates - self.host.pretrained
+
+    def _train_period(self, interrupt) -> Optional[str]:
+        """The rest of the current log period, as chunks of bounded wall-clock, then its metrics row and
+        evaluation. Returns early, the period left open in `host.period`, when a stop is requested; returns
+        what diverged, if anything (the row is logged either way)."""
+        host, schedule = self.host, self.schedule
+        if host.period is None:
+            host.period = {"start": host.iters_done, "seconds": 0.0}
+        end = min(host.period["start"] + schedule.iters_per_chunk, schedule.total_iters)
+        if host.iters_done <= self.burst_iter < end:
+            self.log.message(f"seeding ends at env step {(self.burst_iter + 1) * schedule.env_steps_per_iter:,}, "
+                             f"then {schedule.pretrain_updates} pretraining updates on the seed data")
+        report = None
+        while host.iters_done < end or self._burst_left():
+            if self._burst_left():
+                report = self._run_chunk("update", self._burst_left())
+            else:
+                limit = end if host.iters_done > self.burst_iter else min(end, self.burst_iter + 1)
+                phase = "learning" if host.iters_done > self.burst_iter else "seeding"
+                report = self._run_chunk(phase, limit - host.iters_done)
+            if self._stop_requested(interrupt):
+                if np.all(report.finite) and report.replicas_equal:
+                    return None
+                break  # a bad state is never saved: the row below names what diverged
+        if report is None:  # resumed from a stop that came after the period's last chunk: read its sums
+            report = self._run_chunk("learning", 0)
+        return self._close_period(report, interrupt)
+
+    def _run_chunk(self, phase: str, most: int):
+        """One compiled call: up to `most` iterations of `phase` ("seeding" / "learning") or pretraining
+        updates ("update"), as many as fit in the chunk's share of --max_chunk_seconds at the last measured
+        speed (one, to measure it, the first time). Returns its Report."""
         import jax
 
-        args, schedule, host, seeds = self.args, self.schedule, self.host, self.seeds
+        host, schedule = self.host, self.schedule
+        n = self._chunk_length(phase, most)
         t0 = time.time()
-        self.carry, report = self.chunk(self.carry, np.int32(n))
+        if phase == "update":
+            self.carry, self.stats, report = self.pretrain(self.carry, self.stats, np.int32(host.pretrained),
+                                                           np.int32(n))
+        else:
+            self.carry, self.stats, report = self.chunk(self.carry, np.int32(n), self.stats, np.bool_(False))
         report = jax.device_get(report)
-        stats = report.stats  # leaves [S]: one entry per seed
         dt = time.time() - t0
-        self.last_chunk_seconds = dt
-        host.iters_done += n
-        host.updates += int(stats.num_updates[0])
-        self.env_steps = host.iters_done * schedule.env_steps_per_iter
+        if n:
+            self.per_iter[phase] = dt / n
+        host.period["seconds"] += dt
+        if phase == "update":
+            host.pretrained += n
+        else:
+            host.iters_done += n
+            self.env_steps = host.iters_done * schedule.env_steps_per_iter
+            self.log.progress(self.env_steps)
+        return report
+
+    def _chunk_length(self, phase: str, most: int) -> int:
+        """Iterations / updates / eval steps (`phase`) of the next chunk, at most `most`: as many as fill
+        CHUNK_FILL of --max_chunk_seconds at the phase's last measured speed; one, to measure it, the first time."""
+        per = self.per_iter.get(phase)
+        fill = 1 if per is None else max(1, int(CHUNK_FILL * self.args.max_chunk_seconds / per))
+        return self._agree(min(most, fill))
+
+    def _agree(self, n: int) -> int:
+        """The chunk length every process of a multi-process run uses (they run the same calls): the shortest."""
+        import jax
+
+        if jax.process_count() == 1:
+            return n
+        from jax.experimental import multihost_utils
+
+        return int(np.min(multihost_utils.process_allgather(np.int32(n))))
+
+    def _stop_requested(self, interrupt) -> bool:
+        """A stop signal reached this process, or, in a multi-process run, any process (all stop together)."""
+        import jax
+
+        if jax.process_count() == 1:
+            return interrupt.requested
+        from jax.experimental import multihost_utils
+
+        return bool(np.any(multihost_utils.process_allgather(np.int32(interrupt.requested))))
+
+    def _period_stats(self):
+        """The sums the next chunk continues: zeros, or those of the period a stop cut short (on --resume)."""
+        import jax
+
+        zeros = self.par.zero_stats(self.carry)
+        if self.host.period is None:
+            return zeros
+        leaves, tree = jax.tree_util.tree_flatten(zeros)
+        saved = self.host.period.get("stats", [])
+        if len(saved) != len(leaves) or any(np.shape(v) != x.shape for v, x in zip(saved, leaves)):
+            raise RunError(f"--resume: the checkpoint's statistics of the log period in progress do not fit this "
+                           f"run ({self.run_dir})")
+        return jax.tree_util.tree_unflatten(
+            tree, [self.par.place_sharded(np.asarray(v, dtype=x.dtype)) for v, x in zip(saved, leaves)])
+
+    def _close_period(self, report, interrupt) -> Optional[str]:
+        """The period's metrics row (and evaluation when due) from the sums of its chunks; returns what
+        diverged, if anything. A stop during the evaluation leaves the period open (no row): --resume
+        evaluates again, with the same keys."""
+        args, schedule, host, seeds = self.args, self.schedule, self.host, self.seeds
+        period, stats = host.period, report.stats  # leaves [S]: one entry per seed
+        n = host.iters_done - period["start"]
         row = {
             "env_steps": self.env_steps,
             "agent_steps": host.iters_done * schedule.agent_steps_per_iter,
-            "updates": host.updates,
-            "sps": n * schedule.env_steps_per_iter / dt,  # per seed; x num_seeds for all agents
+            "updates": host.updates + int(stats.num_updates[0]),
+            "sps": n * schedule.env_steps_per_iter / period["seconds"],  # per seed; x num_seeds for all agents
             "time": time.time() - self.t_start,
         }
         if stats.episodes.sum() > 0:
@@ -371,9 +483,15 @@ class Trainer:
         done = host.iters_done == schedule.total_iters
         result = None
         if args.eval_episodes > 0 and (self.env_steps >= host.next_eval or done):
-            result = self._evaluate(row)
+            result = self._evaluate(row, interrupt)
+            if result is None:
+                return None
+        host.period, self.stats, host.updates = None, self.par.zero_stats(self.carry), row["updates"]
         self._log_row(row)
         self.rows.append(row)
+        if not self.estimated and period["start"] > self.burst_iter and n == schedule.iters_per_chunk:
+            self.estimated = True  # a whole period after the pretraining burst: representative
+            self._estimate(period["seconds"] / n)
         if self.tensorboard:
             self.tensorboard.log(row)
         if self.tracker:
@@ -387,14 +505,13 @@ class Trainer:
                 self._draw_curves()
         return None
 
-    def _estimate(self, n: int) -> None:
-        """Say once how long the whole run will take at the speed of the chunk just timed, with a hint at
+    def _estimate(self, per_iter: float) -> None:
+        """Say once how long the whole run will take at `per_iter` seconds per iteration, with a hint at
         --preset cpu-small when that is long on a machine without an accelerator."""
         import jax
 
         from anakin_tdmpc.session.logger import format_duration
 
-        per_iter = self.last_chunk_seconds / n
         left = (self.schedule.total_iters - self.host.iters_done) * per_iter
         total = self.schedule.total_iters * per_iter
         message = (f"estimated training time: {format_duration(total)} for {self.schedule.total_env_steps:,} env "
@@ -404,15 +521,26 @@ class Trainer:
                         "the easy tasks in minutes")
         self.log.message(message)
 
-    def _evaluate(self, row: dict):
-        """Deterministic eval episodes of every seed into `row`; returns the EvalResult (for a video)."""
+    def _evaluate(self, row: dict, interrupt):
+        """Deterministic eval episodes of every seed into `row`, run in pieces of at most --max_chunk_seconds;
+        returns the EvalResult (for a video), or None when a stop came first."""
         import jax
 
         host, args = self.host, self.args
         t_eval = time.time()
         k_episodes = jax.vmap(lambda k: jax.random.fold_in(k, host.iters_done))(self.k_eval)
-        result = jax.device_get(self.par.evaluate(self.carry.agent, k_episodes, args.eval_episodes,
-                                                  self.carry.agent_steps))
+        episodes = self.par.eval_start(k_episodes, args.eval_episodes)
+        done, length = 0, self.env.episode_length
+        while done < length:
+            if self._stop_requested(interrupt):
+                return None
+            n = self._chunk_length("eval", length - done)
+            t0 = time.time()
+            episodes = jax.block_until_ready(self.eval_steps(self.carry.agent, episodes, np.int32(n),
+                                                             self.carry.agent_steps))
+            self.per_iter["eval"] = (time.time() - t0) / n
+            done += n
+        result = jax.device_get(self.par.eval_finish(episodes, args.eval_episodes))
         seed_columns(row, "eval/episode_return", result.returns.mean(axis=1), self.seeds)
         seed_columns(row, "eval/episode_return_std", result.returns.std(axis=1), self.seeds)
         host.last_eval, host.last_eval_std = row["eval/episode_return"], row["eval/episode_return_std"]
@@ -430,6 +558,8 @@ class Trainer:
         host = self.host
         host.time = time.time() - self.t_start
         host.wandb_id = self.tracker.id if self.tracker else host.wandb_id
+        if host.period is not None:  # a stop inside a log period: its sums so far, to finish its row on --resume
+            host.period["stats"] = [x.tolist() for x in checkpoint.to_host(self.stats)]
         try:
             self.checkpointer.save(self.env_steps, self.par.saved_view(self.carry), dataclasses.asdict(host),
                                    self.config)
