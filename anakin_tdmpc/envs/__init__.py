@@ -1,6 +1,13 @@
 """MJX DeepMind Control environments (our ports, most on mujoco_playground's models), brax's, and your own (`register`), batched
 for Anakin training."""
 
+import warnings
+
+# mujoco_playground imports brax, which imports jaxopt, which warns on import that it is no longer maintained;
+# nothing here uses jaxopt (brax's generalized pipeline does, and brax's MJX tasks do not run it)
+warnings.filterwarnings("ignore", message="JAXopt is no longer maintained", category=DeprecationWarning,
+                        module="jaxopt")
+
 from anakin_tdmpc.envs import cpu_cholesky
 from anakin_tdmpc.envs.registry import (
     OUR_TASKS,
