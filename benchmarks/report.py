@@ -154,6 +154,30 @@ def envs_superseded() -> str:
     return "\n".join(text) + "\n" + "".join(f"\nMeasured before {n}.\n" for n in sorted({r["superseded"] for r in rows}))
 
 
+# -------------------------------------------------------------------------------------------- episodic
+
+
+def episodic(current: bool) -> Callable[[], str]:
+    """The episodic runs (benchmarks/results/episodic_cpu-small.json): current ones, or the superseded builds
+    with what was different and the commit that recorded them."""
+
+    def table() -> str:
+        runs = [r for r in load("episodic_cpu-small")["runs"] if ("superseded" not in r) == current]
+        header = ["run", "flags (after `--preset cpu-small`)", "eval return at env steps", "seeds", "wall clock"]
+        header += [] if current else ["recorded in", "what differed"]
+        rows = []
+        for r in runs:
+            evals = ", ".join(f"{v:g} ({int(s) // 1000}k)" for s, v in r["eval"].items())
+            evals += f"; {r['note']}" if r["note"] else ""
+            row = [r["name"], f"`{r['flags']}`", evals, f"{r['seeds'][0]}-{r['seeds'][-1]}" if len(r["seeds"]) > 1 else str(r["seeds"][0]),
+                   r["wall"]]
+            rows.append(row + ([] if current else [f"`{r['commit']}`", r["superseded"]]))
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows]) + "\n"
+
+    return table
+
+
 # ---------------------------------------------------------------------------------- the other benchmarks
 
 
@@ -183,6 +207,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "envs-ports": envs_ports,
     "envs-brax": envs_brax,
     "envs-superseded": envs_superseded,
+    "episodic": episodic(current=True),
+    "episodic-superseded": episodic(current=False),
     "seeding-cartpole-swingup": seeding("seeding_n16"),
     "seeding-walker-walk": seeding("seeding_n16_walker-walk"),
     "throughput-quick": throughput("throughput_quick"),
