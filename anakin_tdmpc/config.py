@@ -23,8 +23,8 @@ class Args:
     replay, planning horizon and exploration std scheduled over its first 25k agent steps)"""
     task: str = "cheetah-run"
     """DMC task, e.g. cheetah-run, walker-walk, cup-catch or dm_control/cheetah-run-v0; brax's MJX tasks as
-    brax/hopper, brax/inverted_pendulum, ... (episodic); or your own env as package.module:function (README:
-    Your own env)"""
+    brax/hopper, brax/inverted_pendulum, ... (episodic); or your own env as package.module:function
+    (docs/episodic-and-own-env.md)"""
     preset: str = "paper"
     """named configuration, applied under the flags given explicitly: paper (the paper's settings, every flag
     at its default) or cpu-small (tdmpc2: --num_envs 8 --model_size 1 --latent_dim 64 --mlp_dim 128 --enc_dim
@@ -310,7 +310,7 @@ def default_seed_steps(algo: str, episode_length: int, num_envs: int, horizon: i
     max(1000, 5 x episode length); tdmpc 5000), the same number of env steps at any num_envs, or
     num_envs x (horizon + 1) if that is more (every env must hold one training window). Letting every env
     finish a whole episode first (num_envs x episode length) was measured worse at equal env steps at 16 envs
-    on cartpole-swingup and walker-walk (README: Step accounting)."""
+    on cartpole-swingup and walker-walk (docs/cli.md: Step accounting)."""
     return max(agent_class(algo).single_env_seed_steps(episode_length), num_envs * (horizon + 1))
 
 

@@ -1,5 +1,5 @@
 """`python -m anakin_tdmpc.run`: the command line. Flags -> Args (with --preset) -> session.trainer.train;
-bad input and runs that stop early print one line and exit with the run's code (README: exit codes).
+bad input and runs that stop early print one line and exit with the run's code (docs/outputs-and-resume.md: exit codes).
 
 A run writes <run_dir>/config.json, metrics.jsonl, curves.png, checkpoints/ (and videos/ with
 --capture_video, wandb with --track); --resume continues a run exactly from its latest checkpoint."""

@@ -23,7 +23,7 @@ from anakin_tdmpc.run import main as train
 from benchmarks.learning import eval_returns
 from benchmarks.tables import seeding_table
 
-# the README's small CPU model at N = 16
+# the small CPU model (--preset cpu-small's TD-MPC2) at N = 16
 SMALL = ("--num_envs 16 --model_size 1 --latent_dim 64 --mlp_dim 128 --enc_dim 128 --num_q 2 --num_samples 64 "
          "--num_elites 8 --num_pi_trajs 4 --iterations 3 --batch_size 64 --eval_episodes 8 --log_every 10000")
 RULES = {"whole_episode": ["--seed_steps", "8000"], "single_env": ["--seed_steps", "2500"]}

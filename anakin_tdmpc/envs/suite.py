@@ -244,7 +244,7 @@ class _Finger(_ObserveAfterStep):
         config = finger.default_config()
         config.sim_dt = 0.01  # dm_control's timestep: 2 physics steps per 20 ms control step
         super().__init__(*args, config=config, config_overrides=config_overrides)
-        # 10 / 8 solver iterations: dm_control 200 / 50; equal within 1e-3 (module docstring)
+        # 10 / 8 solver iterations: dm_control 200 / 50; equal within 1e-3 (docs/tasks.md)
         put_physics(self, integrator=mujoco.mjtIntegrator.mjINT_EULER, cone=mujoco.mjtCone.mjCONE_ELLIPTIC,
                     iterations=10, ls_iterations=8)
 
@@ -381,7 +381,7 @@ class Humanoid(_ObserveAfterStep, humanoid.Humanoid):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        put_physics(self, iterations=10, ls_iterations=8)  # dm_control: 100 / 50 (module docstring)
+        put_physics(self, iterations=10, ls_iterations=8)  # dm_control: 100 / 50 (docs/tasks.md)
 
     def _post_init(self) -> None:
         super()._post_init()
