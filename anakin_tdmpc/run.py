@@ -20,6 +20,11 @@ def parse_args(argv=None):
     from anakin_tdmpc.config import Args, ConfigError, apply_preset, explicit_flags, parse_flags
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        from anakin_tdmpc.help import format_help
+
+        print(format_help(Args), end="")
+        raise SystemExit(0)
     try:
         args = parse_flags(Args, argv, "python -m anakin_tdmpc.run")
         return apply_preset(args, explicit_flags(argv))  # flags given on the command line win over the preset's
