@@ -96,7 +96,7 @@ def learning_summary() -> str:
         return "—" if got is None else f"{got[0]:.2f} [{got[1]:.2f}, {got[2]:.2f}]"
 
     lines = [
-        [f"tasks run (`--preset {data['preset']}`, {len(data['seeds'])} seeds)", *(len(by_algo[a]) for a in ALGOS)],
+        [f"tasks on the current code (`--preset {data['preset']}`, {len(data['seeds'])} seeds)", *(len(by_algo[a]) for a in ALGOS)],
         ["inside or above the official seed range", *(len(within[a]) for a in ALGOS)],
         ["below it", *(", ".join(below[a]) or "none" for a in ALGOS)],
         ["IQM of return / official mean [95% CI]", *(iqm(a) for a in ALGOS)],

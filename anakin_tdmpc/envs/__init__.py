@@ -3,10 +3,15 @@ for Anakin training."""
 
 import warnings
 
-# mujoco_playground imports brax, which imports jaxopt, which warns on import that it is no longer maintained;
-# nothing here uses jaxopt (brax's generalized pipeline does, and brax's MJX tasks do not run it)
-warnings.filterwarnings("ignore", message="JAXopt is no longer maintained", category=DeprecationWarning,
-                        module="jaxopt")
+# mujoco_playground imports brax, which imports jaxopt, which warns on import that it is no longer maintained.
+# Nothing here runs jaxopt (brax's generalized pipeline does; its MJX tasks do not): import it once, quietly,
+# so that the later imports through playground and brax find it loaded and say nothing.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="JAXopt is no longer maintained", category=DeprecationWarning)
+    try:
+        import jaxopt  # noqa: F401
+    except ImportError:  # a brax without jaxopt: nothing to silence
+        pass
 
 from anakin_tdmpc.envs import cpu_cholesky
 from anakin_tdmpc.envs.registry import (
