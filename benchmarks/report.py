@@ -280,7 +280,8 @@ def learning_figure(table: list[dict], path: str | Path) -> None:
             algo, color = row["algo"], COLORS[row["algo"]]
             x = np.array([p["env_steps"] for p in row["points"]])
             mean = [p["mean"] for p in row["points"]]
-            handles[f"ours: {reference.NAMES[algo]}, mean, seed range"], = ax.plot(
+            name, seeds = reference.NAMES[algo], len(row["points"][-1]["seeds"])
+            handles[f"ours, {name}: mean and range of {seeds} seeds"], = ax.plot(
                 x, mean, "o-", color=color, ms=3, lw=1.6)
             ax.fill_between(x, [p["min"] for p in row["points"]], [p["max"] for p in row["points"]],
                             color=color, alpha=0.2, lw=0)
@@ -289,7 +290,8 @@ def learning_figure(table: list[dict], path: str | Path) -> None:
                 s, m, lo, hi = band
                 # the published points only (every 100k env steps): a line between them would be a guess
                 shift = 2_000 * (ALGOS.index(algo) - 0.5)  # the two algorithms' points side by side
-                handles[f"official {reference.NAMES[algo]}, mean, seed range"] = ax.errorbar(
+                seeds = len(reference.curve(algo, task))
+                handles[f"published {name}: mean and range of {seeds} seeds"] = ax.errorbar(
                     s + shift, m, yerr=[m - lo, hi - m], fmt="s", color=color, mfc="white", ms=5, capsize=3, lw=1.2)
         ax.set_title(task, fontsize=10)
         ax.set_xlim(-4_000, 104_000)
