@@ -23,8 +23,8 @@ class Args:
     replay, planning horizon and exploration std scheduled over its first 25k agent steps)"""
     task: str = "cheetah-run"
     """DMC task, e.g. cheetah-run, walker-walk, cup-catch or dm_control/cheetah-run-v0; brax's MJX tasks as
-    brax/hopper, brax/inverted_pendulum, ... (episodic); or your own env as package.module:function (README:
-    Your own env)"""
+    brax/hopper, brax/inverted_pendulum, ... (episodic); or your own env as package.module:function
+    (docs/episodic-and-own-env.md)"""
     preset: str = "paper"
     """named configuration, applied under the flags given explicitly: paper (the paper's settings, every flag
     at its default) or cpu-small (tdmpc2: --num_envs 8 --model_size 1 --latent_dim 64 --mlp_dim 128 --enc_dim
@@ -77,20 +77,22 @@ class Args:
     """sequences proposed by the policy prior (default 24 for tdmpc2; 5% of num_samples for tdmpc)"""
     # network overrides (on top of --model_size)
     enc_dim: Optional[int] = None
-    """encoder hidden width"""
+    """encoder hidden width (default: from --model_size for tdmpc2, 256 at 5M; 256 for tdmpc)"""
     mlp_dim: Optional[int] = None
-    """hidden width of dynamics, reward, policy and Q networks"""
+    """hidden width of dynamics, reward, policy and Q networks (default: from --model_size for tdmpc2, 512 at
+    5M; 512 for tdmpc)"""
     latent_dim: Optional[int] = None
-    """latent size (tdmpc2: a multiple of 8, the SimNorm group; tdmpc: 50, 100 on humanoid and dog)"""
+    """latent size (default: from --model_size for tdmpc2, 512 at 5M, a multiple of 8, the SimNorm group;
+    tdmpc: 50, 100 on humanoid and dog)"""
     num_q: Optional[int] = None
-    """Q-functions in the ensemble (>= 2; tdmpc2 only, tdmpc has twin Qs)"""
+    """Q-functions in the ensemble (default: from --model_size, 5 at 5M; >= 2; tdmpc2 only, tdmpc has twin Qs)"""
     num_enc_layers: Optional[int] = None
-    """encoder layers (tdmpc2 only)"""
+    """encoder layers (default: from --model_size, 2 at 5M; tdmpc2 only)"""
     lr: Optional[float] = None
     """learning rate (default 3e-4 for tdmpc2, encoder x 0.3; 1e-3 for tdmpc, 3e-4 on dog)"""
     planner_bf16: bool = True
-    """tdmpc2: plan with bfloat16 matmuls (float32 accumulation, norms and MPPI statistics); ~1.5x faster
-    planning on CPU; --no_planner_bf16 plans in float32 as the official code (updates are always float32)"""
+    """tdmpc2: plan with bfloat16 matmuls (float32 accumulation, norms and MPPI statistics), cheaper on a CPU;
+    --no_planner_bf16 plans in float32 as the official code (updates are always float32)"""
     # outputs: videos, wandb, checkpoints (may differ between a run and its --resume)
     capture_video: bool = False
     """at each evaluation, render one eval episode to <run_dir>/videos/<env_steps>.mp4 (needs EGL or OSMesa;
@@ -316,7 +318,7 @@ def default_seed_steps(algo: str, episode_length: int, num_envs: int, horizon: i
     max(1000, 5 x episode length); tdmpc 5000), the same number of env steps at any num_envs, or
     num_envs x (horizon + 1) if that is more (every env must hold one training window). Letting every env
     finish a whole episode first (num_envs x episode length) was measured worse at equal env steps at 16 envs
-    on cartpole-swingup and walker-walk (README: Step accounting)."""
+    on cartpole-swingup and walker-walk (docs/cli.md: Step accounting)."""
     return max(agent_class(algo).single_env_seed_steps(episode_length), num_envs * (horizon + 1))
 
 

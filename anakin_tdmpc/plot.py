@@ -17,7 +17,7 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Optional
+from typing import Annotated, Optional
 
 import numpy as np
 import tyro
@@ -31,13 +31,15 @@ REPS = 2000  # bootstrap resamples per confidence interval
 class PlotArgs:
     """Plot the eval returns of many runs (seeds, variants, tasks) with the official curves behind them."""
 
-    run_dirs: tyro.conf.Positional[tuple[str, ...]]
-    """run dirs written by python -m anakin_tdmpc.run (or folders holding them)"""
+    run_dirs: Annotated[tuple[str, ...], tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR...",
+                                                                           help_behavior_hint="(required)")]
+    """run dirs written by python -m anakin_tdmpc.run, or folders holding them"""
     out: str = "plot.png"
     """the figure to write"""
-    at: tuple[int, ...] = ()
-    """env steps of the printed table (default: every 100k up to the last step all runs reached, and that step)"""
-    group_by: tuple[str, ...] = ()
+    at: Annotated[tuple[int, ...], tyro.conf.arg(metavar="STEPS...", help_behavior_hint="(default: every 100k "
+                                                 "up to the last step all runs reached, and that step)")] = ()
+    """env steps of the printed table"""
+    group_by: Annotated[tuple[str, ...], tyro.conf.arg(metavar="FLAG...", help_behavior_hint="(default: none)")] = ()
     """flags whose values split a task's runs into groups, e.g. lr or num_envs"""
 
 
@@ -267,6 +269,8 @@ def main(argv=None) -> str:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parse_flags(PlotArgs, argv, "python -m anakin_tdmpc.plot", {"at": "int"})
+        if not args.run_dirs:
+            raise PlotError("give at least one run dir (see --help)")
         groups = group_runs(args.run_dirs, args.group_by)
         steps = sorted(args.at) if args.at else default_table_steps(groups)
         text = table(groups, steps)

@@ -1,5 +1,5 @@
 """`python -m anakin_tdmpc.run`: the command line. Flags -> Args (with --preset) -> session.trainer.train;
-bad input and runs that stop early print one line and exit with the run's code (README: exit codes).
+bad input and runs that stop early print one line and exit with the run's code (docs/outputs-and-resume.md: exit codes).
 
 A run writes <run_dir>/config.json, metrics.jsonl, curves.png, checkpoints/ (and videos/ with
 --capture_video, wandb with --track); --resume continues a run exactly from its latest checkpoint."""
@@ -20,6 +20,11 @@ def parse_args(argv=None):
     from anakin_tdmpc.config import Args, ConfigError, apply_preset, explicit_flags, parse_flags
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        from anakin_tdmpc.help import format_help
+
+        print(format_help(Args), end="")
+        raise SystemExit(0)
     try:
         args = parse_flags(Args, argv, "python -m anakin_tdmpc.run")
         return apply_preset(args, explicit_flags(argv))  # flags given on the command line win over the preset's

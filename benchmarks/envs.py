@@ -35,6 +35,8 @@ import tyro
 from anakin_tdmpc.envs import OUR_TASKS, TASK_SOURCES, make_env
 from anakin_tdmpc.envs.brax_tasks import BRAX_TASKS
 from anakin_tdmpc.envs.registry import REPLACED
+from benchmarks import commit
+from benchmarks.tables import envs_table
 
 RESULTS = Path(__file__).parent / "results" / "envs.json"
 
@@ -113,29 +115,12 @@ def measure(task: str, num_envs: int, steps: int, repeats: int, baseline: bool) 
         row["playground_ctrl_dt"] = float(stock.dt)
         row["playground_env_steps_per_s_median"] = round(float(np.median(stock_rates)), 1)
     row["load_avg_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    row["commit"] = commit()
     return row
 
 
 def table(rows: list[dict]) -> str:
-    lines = [
-        "| task | port | control dt (sub-steps) | compile + 1st run (s) | env-steps/s (median) | best "
-        "| playground's env-steps/s (median) | ours / playground's | load avg (1 min) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        stock = r.get("playground_env_steps_per_s_median")
-        if stock is None:
-            stock_cells = "| | "
-        elif r["playground_ctrl_dt"] != r["ctrl_dt"]:  # rates per control step: not one clock for both
-            stock_cells = f"| {stock:,.0f} ({r['playground_ctrl_dt']:g} s steps) | "
-        else:
-            stock_cells = f"| {stock:,.0f} | {r['env_steps_per_s_median'] / stock:.2f} "
-        lines.append(
-            f"| {r['task']} | {r['module']} | {r['ctrl_dt']:g} s ({r['substeps']}) | {r['compile_plus_first_run_s']} "
-            f"| {r['env_steps_per_s_median']:,.0f} | {r['env_steps_per_s_best']:,.0f} {stock_cells}"
-            f"| {r['load_avg_1min'][0]:.1f} -> {r['load_avg_1min'][1]:.1f} |"
-        )
-    return "\n".join(lines)
+    return envs_table(rows)
 
 
 def main(bench: EnvBench) -> list[dict]:
@@ -164,4 +149,4 @@ def main(bench: EnvBench) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(EnvBench, use_underscores=True))
+    main(tyro.cli(EnvBench, prog="python -m benchmarks.envs", use_underscores=True))

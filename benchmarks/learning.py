@@ -36,6 +36,8 @@ import numpy as np
 import tyro
 
 from anakin_tdmpc import reference
+from benchmarks import commit
+from benchmarks.tables import learning_table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,36 +252,25 @@ def summarise(suite: Suite, runs: list[Run]) -> list[dict]:
         for step in sorted(per_step):
             values = list(per_step[step].values())
             official = reference.at(entry.algo, entry.task, step)
-            points.append({"env_steps": step, "seeds": sorted(per_step[step]), "mean": float(np.mean(values)),
+            points.append({"env_steps": step, "seeds": sorted(per_step[step]),
+                           "values": [per_step[step][s] for s in sorted(per_step[step])],
+                           "mean": float(np.mean(values)),
                            "min": float(np.min(values)), "max": float(np.max(values)),
                            "official": dataclasses.asdict(official) if official else None})
         table.append({"algo": entry.algo, "task": entry.task, "variant": entry.variant, "flags": entry.flags,
-                      "points": points, "seconds_per_100k": float(np.mean(walls)) if walls else None})
+                      "commit": commit(), "points": points,
+                      "seconds_per_100k": float(np.mean(walls)) if walls else None})
     return table
 
 
-def _cell(mean, low, high, many: bool) -> str:
-    return f"{mean:.0f}" + (f" ({low:.0f}–{high:.0f})" if many else "")
-
-
 def markdown(suite: Suite, table: list[dict], command: str) -> str:
-    steps = sorted({p["env_steps"] for row in table for p in row["points"]})
-    header = ["algo", "task", "variant"] + [f"{s // 1000}k" for s in steps] + ["official at 100k", "min / 100k"]
-    lines = ["| " + " | ".join(header) + " |", "|---|---|---|" + "---:|" * (len(header) - 3)]
-    for row in table:
-        by_step = {p["env_steps"]: p for p in row["points"]}
-        cells = [row["algo"], row["task"], row["variant"] or "-"]
-        for s in steps:
-            p = by_step.get(s)
-            cells.append("—" if p is None else _cell(p["mean"], p["min"], p["max"], len(p["seeds"]) > 1))
-        official = reference.at(row["algo"], row["task"], 100_000)
-        cells.append("—" if official is None else _cell(official.mean, official.low, official.high, official.seeds > 1))
-        cells.append("—" if row["seconds_per_100k"] is None else f"{row['seconds_per_100k'] / 60:.1f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + (
-        f"\n\nEval return (mean over {len(suite.seeds)} seeds, range in brackets; each seed's number is the mean "
+    text = learning_table(table, lambda r: f"{r['algo']} | {r['task']} | {r['variant'] or '-'}",
+                          ("algo", "task", "variant"))
+    return text + (
+        f"\nEval return (mean over {len(suite.seeds)} seeds, range in brackets; each seed's number is the mean "
         f"of its eval episodes) at each eval point; official: the published curve of the same algorithm (mean, "
-        f"seed range) at 100k env steps. --preset {suite.preset}, {suite.total_timesteps:,} env steps. "
+        f"seed range) at 100k env steps; **bold**: below the official seed range at 100k. "
+        f"--preset {suite.preset}, {suite.total_timesteps:,} env steps. "
         f"min / 100k: training wall-clock per 100k env steps (compilation excluded, evaluations included), "
         f"{machine()}.\n\n`{command}`\n")
 
@@ -289,36 +280,6 @@ def machine() -> str:
 
     cpu = platform.processor() or platform.machine()
     return f"{jax.default_backend()} ({jax.devices()[0].device_kind}), {os.cpu_count()} cores, {cpu}"
-
-
-def plot(table: list[dict], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    cols = min(len(table), 4)
-    nrows = -(-len(table) // cols)
-    fig = Figure(figsize=(4.2 * cols, 3.1 * nrows), dpi=100)
-    for i, row in enumerate(table):
-        ax = fig.add_subplot(nrows, cols, i + 1)
-        if row["points"]:
-            x = [p["env_steps"] for p in row["points"]]
-            ax.plot(x, [p["mean"] for p in row["points"]], "o-", color="tab:blue", ms=3, label="ours (mean)")
-            ax.fill_between(x, [p["min"] for p in row["points"]], [p["max"] for p in row["points"]],
-                            color="tab:blue", alpha=0.2)
-            band = reference.band(row["algo"], row["task"], max(x))
-            if band is not None:
-                s, mean, low, high = band
-                ax.errorbar(s, mean, yerr=[mean - low, high - mean], fmt="k*", ms=8, capsize=3,
-                            label=f"official {reference.NAMES[row['algo']]}")
-        ax.set_title(f"{row['algo']} {row['task']}" + (f" ({row['variant']})" if row["variant"] else ""), fontsize=9)
-        ax.set_ylim(0, 1000)
-        ax.set_xlabel("env steps", fontsize=8)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
 
 
 def _key(row: dict) -> tuple[str, str, str]:
@@ -383,7 +344,9 @@ def write_outputs(learn: Learn, suite: Suite, runs: list[Run], command: str) -> 
                    "machine": machine(), "command": command, "table": table}, f, indent=1)
     with open(stem + ".md", "w") as f:
         f.write(text)
-    plot(table, stem + ".png")
+    from benchmarks.report import learning_figure
+
+    learning_figure(table, stem + ".png")
     return text
 
 
@@ -413,4 +376,5 @@ def main(learn: Learn, command: str = "python -m benchmarks.learning") -> list[d
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Learn, use_underscores=True), "python -m benchmarks.learning " + shlex.join(sys.argv[1:]))
+    main(tyro.cli(Learn, prog="python -m benchmarks.learning", use_underscores=True),
+         "python -m benchmarks.learning " + shlex.join(sys.argv[1:]))

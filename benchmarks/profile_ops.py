@@ -146,4 +146,4 @@ def main(opts: Options) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Options, use_underscores=True))
+    main(tyro.cli(Options, prog="python -m benchmarks.profile_ops", use_underscores=True))

@@ -60,7 +60,8 @@ def main(opts: Options) -> list[dict]:
 
     from anakin_tdmpc.config import Args
     from anakin_tdmpc.loop.parallel import Parallel
-    from benchmarks.throughput import machine, markdown
+    from benchmarks.tables import scaling_table
+    from benchmarks.throughput import machine
 
     if opts.quick:
         opts = dataclasses.replace(opts, task="cartpole-balance", model_size=1, num_envs=4, iters=2)
@@ -100,21 +101,13 @@ def main(opts: Options) -> list[dict]:
         r["speedup"] = r["env_steps_per_s_all_seeds"] / base["env_steps_per_s_all_seeds"]
         r["efficiency"] = r["speedup"] / (r["devices"] * r["seeds"])
     info = machine()
-    model = f"{opts.model_size}M" + (" (reduced planner)" if opts.quick else " (paper planner)")
-    text = markdown(
-        f"Scaling: {opts.algo} {model} on {opts.task}, N={opts.num_envs} envs per seed, UTD 1 "
-        f"({info['backend']}, {info['device']})",
-        ["devices D", "seeds S", "env steps/s (one seed)", "env steps/s (all seeds)", "speed-up", "efficiency",
-         "compile s"],
-        [[r["devices"], r["seeds"], f"{r['env_steps_per_s']:.1f}", f"{r['env_steps_per_s_all_seeds']:.1f}",
-          f"{r['speedup']:.2f}x", f"{r['efficiency']:.2f}", f"{r['compile_s']:.0f}"] for r in rows],
-        f"Median of {opts.rounds} alternating rounds of {opts.iters} iterations after seeding. "
-        "efficiency = SPS_all / (D x S x SPS at D=1, S=1)."
-        + (" CPU devices are forced host devices sharing the same cores." if info["backend"] == "cpu" else ""))
+    results = {"machine": info, "options": dataclasses.asdict(opts), "rows": rows}
+    text = scaling_table(results)
+    print("\n" + text, flush=True)
     os.makedirs(opts.out_dir, exist_ok=True)
     stem = os.path.join(opts.out_dir, "scaling" + ("_quick" if opts.quick else ""))
     with open(stem + ".json", "w") as f:
-        json.dump({"machine": info, "options": dataclasses.asdict(opts), "rows": rows}, f, indent=2)
+        json.dump(results, f, indent=2)
     with open(stem + ".md", "w") as f:
         f.write(text)
     return rows
@@ -123,4 +116,4 @@ def main(opts: Options) -> list[dict]:
 if __name__ == "__main__":
     import tyro
 
-    main(tyro.cli(Options, use_underscores=True))
+    main(tyro.cli(Options, prog="python -m benchmarks.scaling", use_underscores=True))

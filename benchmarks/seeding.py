@@ -21,8 +21,9 @@ import tyro
 
 from anakin_tdmpc.run import main as train
 from benchmarks.learning import eval_returns
+from benchmarks.tables import seeding_table
 
-# the README's small CPU model at N = 16
+# the small CPU model (--preset cpu-small's TD-MPC2) at N = 16
 SMALL = ("--num_envs 16 --model_size 1 --latent_dim 64 --mlp_dim 128 --enc_dim 128 --num_q 2 --num_samples 64 "
          "--num_elites 8 --num_pi_trajs 4 --iterations 3 --batch_size 64 --eval_episodes 8 --log_every 10000")
 RULES = {"whole_episode": ["--seed_steps", "8000"], "single_env": ["--seed_steps", "2500"]}
@@ -70,15 +71,8 @@ def main(opts: Seeding) -> None:
             per_step = evals(run_dir, group)
             for seed in group:
                 results[f"{rule}/{seed}"] = {step: v[seed] for step, v in per_step.items()}
-    steps = sorted(next(iter(results.values())))
     lines = [f"# Seeding at N = 16: {opts.task}, eval return (8 episodes) at equal env steps", "",
-             "| env steps | " + " | ".join(results) + " | mean whole_episode | mean single_env |",
-             "|---" * (len(results) + 3) + "|"]
-    for step in steps:
-        values = [results[k].get(step, float("nan")) for k in results]
-        mean = {rule: sum(results[f"{rule}/{s}"][step] for s in opts.seeds) / len(opts.seeds) for rule in RULES}
-        lines.append(f"| {step:,} | " + " | ".join(f"{v:.1f}" for v in values)
-                     + f" | {mean['whole_episode']:.1f} | {mean['single_env']:.1f} |")
+             seeding_table(results, tuple(RULES)).rstrip("\n")]
     lines += ["", f"Model and planner: `{SMALL}`; whole_episode = 16 x 500 = 8000 agent steps (16k env steps) "
               "and 8000 pretraining updates; single_env = 2500 and 2500 (the default)."]
     os.makedirs(os.path.dirname(out), exist_ok=True)
@@ -90,4 +84,4 @@ def main(opts: Seeding) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Seeding))
+    main(tyro.cli(Seeding, prog="python -m benchmarks.seeding", use_underscores=True))

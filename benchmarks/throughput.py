@@ -44,6 +44,7 @@ import tyro
 from anakin_tdmpc.loop import replay
 from anakin_tdmpc.config import Args
 from anakin_tdmpc.build import build
+from benchmarks.tables import throughput_report
 
 # algorithm -> model name -> Args overrides; the first model of each is the default-size one
 MODELS = {
@@ -183,18 +184,6 @@ def matmul_peak(n: int, reps: int = 10) -> float:
     dot = jax.jit(jnp.dot)
     jax.block_until_ready(dot(a, b))
     return 2 * n**3 / min(timed(dot, a, b)[1] for _ in range(reps))
-
-
-def markdown(title: str, header: list[str], rows: list[list], notes: str = "") -> str:
-    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    text = "\n".join(lines) + ("\n\n" + notes if notes else "") + "\n"
-    print("\n" + text, flush=True)
-    return text
-
-
-def mib(x: float) -> str:
-    return f"{x / 2**20:,.0f}"
 
 
 # --------------------------------------------------------------------------------------- fused loop
@@ -409,54 +398,6 @@ def machine() -> dict:
             "jax": jax.__version__}
 
 
-def report(bench: Bench, info: dict, fused: list, phases: list, hosts: list, flops: list) -> str:
-    m = info
-    where = f"{bench.algo} on {bench.task}, {m['backend']} ({m['device']}, {m['cpu_count']} CPU cores), jax {m['jax']}"
-    out = [f"## Throughput: {where}\n"]
-    out.append(markdown(
-        f"Fused training (UTD {bench.utd:g} update per agent step)",
-        ["model", "N", "MPPI", "env steps/s", "agent steps/s", "updates/s", "compile (s)", "chunk memory (MiB)",
-         "peak memory (MiB)"],
-        [[r["model"], r["num_envs"], f"{r['mppi_samples']}x{r['mppi_iterations']}", f"{r['env_steps_per_s']:,.1f}",
-          f"{r['agent_steps_per_s']:,.2f}", f"{r['updates_per_s']:,.2f}", f"{r['compile_s']:.1f}",
-          mib(r["chunk_footprint_bytes"]), mib(r["peak_memory_bytes"])] for r in fused],
-        "env steps count the action repeat (2); chunk memory: XLA's footprint of the compiled chunk (arguments, "
-        f"including the 1M-transition replay buffer, + temporaries); peak memory: {fused[0]['peak_memory_kind']}, "
-        "cumulative over the run."))
-    out.append(markdown(
-        "Phase split: one iteration's pieces timed alone (ms)",
-        ["model", "N", "env step", "plan (N envs)", "1 update", "updates / iter", "sum", "fused iteration",
-         "env / plan / updates"],
-        [[r["model"], r["num_envs"], f"{r['env_ms']:.2f}", f"{r['plan_ms']:.1f}", f"{r['update_ms']:.1f}",
-          r["updates_per_iter"], f"{r['sum_ms']:.1f}", f"{r['fused_ms']:.1f}",
-          f"{100 * r['share_env']:.0f}% / {100 * r['share_plan']:.0f}% / {100 * r['share_updates']:.0f}%"]
-         for r in phases],
-        "sum = env + plan + updates/iter x update (each one jitted call, the update on a batch sampled beforehand); "
-        "fused iteration = the same work plus buffer insertion and sampling inside the compiled loop."))
-    if hosts:
-        out.append(markdown(
-            f"Fused loop vs the conventional host loop (1 env, UTD {bench.utd:g}, measured side by side)",
-            ["model", "host loop agent steps/s", "fused agent steps/s (N=1)", "speed-up (N=1)",
-             "fused agent steps/s (best N)", "speed-up (best N)"],
-            [[h["model"], f"{h['host_agent_steps_per_s']:.2f}", f"{h['fused_agent_steps_per_s']:.2f}",
-              f"{h['speedup']:.2f}x", f"{h['best_fused_agent_steps_per_s']:.2f} (N={h['best_num_envs']})",
-              f"{h['best_speedup']:.2f}x"] for h in hosts],
-            "host loop: Python loop, jitted act + jitted update per agent step, NumPy replay on the host, one env "
-            f"step call per agent step with device->host transfers. N=1 speed-up: median of {bench.rounds} "
-            "alternating rounds; best-N speed-up = that x (best N / N=1) from the fused table above."))
-    out.append(markdown(
-        "FLOPs (XLA cost analysis) and achieved FLOP/s of the fused loop",
-        ["model", "N", "GFLOP / plan (1 env)", "GFLOP / update", "GFLOP / agent step", "achieved GFLOP/s",
-         "fp32 matmul peak GFLOP/s", "fraction of peak"],
-        [[r["model"], r["num_envs"], f"{r['plan_flops'] / 1e9:.1f}", f"{r['update_flops'] / 1e9:.1f}",
-          f"{r['step_flops'] / 1e9:.1f}", f"{r['achieved_flops'] / 1e9:.1f}", f"{r['matmul_peak_flops'] / 1e9:.0f}",
-          f"{100 * r['fraction_of_peak']:.0f}%"] for r in flops],
-        "GFLOP / agent step = plan + UTD x update (plans are vmapped, so N envs cost N plans); achieved = that x "
-        "fused agent steps/s; peak: best n x n x n fp32 jnp.dot (n = 512..2048 on CPU, 2048..8192 on GPU). The "
-        "physical limit is peak / (GFLOP per agent step) agent steps/s."))
-    return "\n".join(out)
-
-
 def main(bench: Bench) -> dict:
     bench = bench.resolved()
     info = machine()
@@ -493,9 +434,10 @@ def main(bench: Bench) -> dict:
                 gain = best["agent_steps_per_s"] / next(r for r in per_model if r["num_envs"] == 1)["agent_steps_per_s"]
                 h.update(best_num_envs=best["num_envs"], best_fused_agent_steps_per_s=best["agent_steps_per_s"],
                          best_speedup=h["speedup"] * gain)
-    text = report(bench, info, fused, phases, hosts, flops)
     results = {"machine": info, "bench": dataclasses.asdict(bench), "fused": fused, "phases": phases,
                "host_loop": hosts, "flops": flops}
+    text = throughput_report(results)
+    print("\n" + text, flush=True)
     os.makedirs(bench.out_dir, exist_ok=True)
     stem = os.path.join(bench.out_dir, ("throughput_quick" if bench.quick else "throughput")
                         + ("" if bench.algo == "tdmpc2" else f"_{bench.algo}"))
@@ -508,4 +450,4 @@ def main(bench: Bench) -> dict:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Bench, use_underscores=True))
+    main(tyro.cli(Bench, prog="python -m benchmarks.throughput", use_underscores=True))

@@ -77,3 +77,20 @@ def test_an_empty_folder_and_a_flag_that_is_not_there(tmp_path, capsys):
     with pytest.raises(SystemExit):
         plot.main([str(tmp_path), "--group_by", "colour"])
     assert "--group_by colour: not a flag" in capsys.readouterr().err
+
+
+def test_help_names_the_run_dirs_and_each_default_once(capsys):
+    with pytest.raises(SystemExit) as stop:
+        plot.main(["--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "usage: python -m anakin_tdmpc.plot" in text and "RUN_DIR..." in text
+    assert "[[STR" not in text and "(default: )" not in text
+
+
+def test_no_run_dir_is_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        plot.main([])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: give at least one run dir (see --help)"

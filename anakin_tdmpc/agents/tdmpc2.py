@@ -16,14 +16,14 @@ The class `TDMPC2` satisfies the agent contract of agents/base.py: its config, p
 defaults, then `init`, `act` (for a batch of N observations) and `update`, all pure functions of arrays;
 the configuration is static Python data held by the instance.
 
-Defaults follow the paper and the official config.yaml (see ../shared/REFERENCE.md). Two details come
+Defaults follow the paper and the official code's config.yaml (nicklashansen/tdmpc2). Two details come
 from the official code rather than the paper text: "avg" Q estimates (planning, policy loss) average
 two randomly chosen ensemble members, and the entropy bonus is the pre-squash Gaussian entropy scaled
 by the action dimension ("scaled_entropy").
 
 One numerical choice is ours: planning multiplies in bfloat16 (float32 accumulation and everything else in
-float32; `planner_bf16`), which on CPU is ~1.5x faster per plan and learned as well as float32 planning in
-tests/test_learning.py's run. Updates are float32.
+float32; `planner_bf16`), which makes a plan cheaper on a CPU; docs/experiments.md compares it with float32
+planning. Updates are float32.
 """
 
 from __future__ import annotations

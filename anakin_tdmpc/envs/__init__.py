@@ -1,6 +1,18 @@
 """MJX DeepMind Control environments (our ports, most on mujoco_playground's models), brax's, and your own (`register`), batched
 for Anakin training."""
 
+import warnings
+
+# mujoco_playground imports brax, which imports jaxopt, which warns on import that it is no longer maintained.
+# Nothing here runs jaxopt (brax's generalized pipeline does; its MJX tasks do not): import it once, quietly,
+# so that the later imports through playground and brax find it loaded and say nothing.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="JAXopt is no longer maintained", category=DeprecationWarning)
+    try:
+        import jaxopt  # noqa: F401
+    except ImportError:  # a brax without jaxopt: nothing to silence
+        pass
+
 from anakin_tdmpc.envs import cpu_cholesky
 from anakin_tdmpc.envs.registry import (
     OUR_TASKS,

@@ -11,9 +11,8 @@ waits for tasks no thread is free to run (both pool threads wait in ``CholeskyFa
 
 :func:`install` re-registers the CPU lowering of ``cholesky``: a batch above :data:`CHUNK_ELEMENTS`
 elements is split into chunks below it, factorised one chunk after another (``lax.map``) by the same
-LAPACK kernel, which then runs each chunk on its own thread. Results are bitwise those of LAPACK;
-measured cost on this CPU: a 256 x 22 x 22 batch 0.39 -> ~0.5 ms, the quadruped step at N=128 unchanged
-(55-59 ms either way). Other platforms (GPU) are not touched. Installed on import of ``anakin_tdmpc.envs``.
+LAPACK kernel, which then runs each chunk on its own thread. Results are bitwise those of LAPACK. Other
+platforms (GPU) are not touched. Installed on import of ``anakin_tdmpc.envs``.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ from mujoco_playground._src import reward as rewards
 from mujoco_playground._src.dm_control_suite import ball_in_cup, cheetah, common, hopper, reacher, walker
 
 from anakin_tdmpc.envs.base import refresh_position_velocity
-from anakin_tdmpc.envs.suite import CupCatch, Hopper, Pendulum, Walker, put_physics
+from anakin_tdmpc.envs.suite import CheetahModel, CupCatch, Hopper, Pendulum, Walker, put_physics
 
 _INF = float("inf")
 
@@ -107,7 +107,7 @@ def _cheetah_up(height, margin_height=CHEETAH_JUMP_HEIGHT):
 
 
 @observe_after_step
-class CheetahCustom(cheetah.Run):
+class CheetahCustom(CheetahModel):
     """Cheetah with one of TD-MPC2's custom goals (see :data:`CHEETAH_GOALS`)."""
 
     def __init__(self, goal: str, **kwargs):

@@ -1,172 +1,22 @@
 """dm_control's own tasks on mujoco_playground's models, corrected to dm_control's MDP (``impl='jax'``).
 
-mujoco_playground's DMC ports differ from dm_control in ways that change what the agent sees
-(``shared/playground_vs_dmcontrol.md`` lists them). Each class here subclasses playground's env and makes the
-task dm_control's as the official TD-MPC2 trainer builds it (``suite.load`` + action repeat); every change is
-listed under its class. All 25 of playground's DMC tasks are here.
+mujoco_playground's DMC ports differ from dm_control in ways that change what the agent sees. Each class here
+subclasses playground's env and makes the task dm_control's as the official TD-MPC2 trainer builds it
+(``suite.load`` + action repeat): observation content, order and timing (read after the step), reward,
+initial-state distribution and episode timing, each change named in the class. All 25 of playground's DMC tasks
+are here.
 
-Every port's numerical settings are dm_control's but the solver's iterations (:func:`put_physics`;
-``tests/test_envs_custom.py`` compares every MuJoCo option): implicit joint damping on (``eulerdamp``, which
-playground's models disable), and MJX colliding every geom pair with all its contact points, as MuJoCo does
-(playground caps collision detection per model). The iterations are fewer than dm_control's 100 / 50 where
-the parity test's measure allows it; each class names its own.
-
-Walker (walker-stand, walker-walk, walker-run), on playground's ``PlanarWalker``:
-
-* the observation's ``height`` is the torso's height ``xpos[torso, z]``, as dm_control's; playground observes
-  the torso's ``zz`` orientation there (``xmat[torso, 2, 2]``), which reads -1..1 where the height reads ~1.3
-  when standing;
-* observation and reward read the state after the step (kinematics recomputed after the last sub-step), as
-  dm_control's step ends with ``mj_step1``; playground reads them one 2.5 ms sub-step stale;
-* 10 solver iterations / 8 line-search steps (dm_control: 100 / 50; playground: 2 / 5, with which one-step
-  velocities after foot contacts parted from dm_control's by up to 4.5);
-* implicit joint damping and no collision caps (playground: ``eulerdamp`` off, at most 4 geom pairs and 4
-  contact points, so with one foot and a leg on the floor a fifth contact was dropped: one-step velocities
-  0.75 off MuJoCo C's at the same settings; now 1e-4 of dm_control's). With the iterations: 0.24x playground's
-  env steps/s on this CPU (1,111 against 4,571 at N = 256, ``benchmarks/results/envs.md``);
-* unchanged: the initial-state distribution (identical), reward terms, the 25 ms control step, 1000 steps.
-
-Pendulum (pendulum-swingup), on playground's ``SwingUp``:
-
-* the initial angle is uniform in [-pi, pi], as dm_control's (playground: [0, pi], one half of the circle);
-* the observation is dm_control's order, the pole's ``zz`` then ``xz``, then the angular velocity
-  (playground swaps the first two), read after the step;
-* physics as dm_control's: one 0.02 s step per control step with implicit joint damping (``eulerdamp`` on;
-  playground: two 0.01 s steps, ``eulerdamp`` off). Contacts are off in both, so the solver does not matter.
-* unchanged: the reward, ``tolerance(zz, (cos(8 deg), 1))`` (sparse: 1 within 8 degrees of upright), 1000 steps.
-
-Cheetah (cheetah-run), on playground's ``Run``:
-
-* the reward reads the torso's speed after the step (playground: one 10 ms step stale, a whole control step,
-  since there is one physics step per control step); the observation (joint positions and velocities) was
-  already current;
-* implicit joint damping (``eulerdamp`` on, dm_control's; playground: off, with which one-step joint
-  velocities part from dm_control's by up to 2.5): one-step observations and rewards equal dm_control's
-  (measured 0 resynced) at playground's 4 solver iterations (dm_control: 100);
-* no collision caps (playground: at most 4 geom pairs and 6 contact points, reached when the cheetah lies on
-  its back). With implicit damping: 0.35x playground's env steps/s on this CPU (1,693 against 4,802 at N = 256);
-* unchanged: the initial state (random joint angles, then 200 zero-action steps to settle), the reward.
-
-Cartpole (balance, balance-sparse, swingup, swingup-sparse), on playground's ``Balance``:
-
-* RK4 integration, as dm_control's model (playground: Euler);
-* the initial positions and velocities are drawn from independent keys, as dm_control's (playground reuses
-  a key, which ties the initial cart velocity to a position);
-* observation and reward read the state after the step (playground: the pole's orientation one whole 10 ms
-  control step stale);
-* unchanged: observation order, rewards, the initial-state distributions, the control step, 1000 steps.
-
-Cup (cup-catch), on playground's ``BallInCup``:
-
-* the ball starts at x ~ U(-0.2, 0.2), z ~ U(0.2, 0.5), drawn again until it touches nothing, as dm_control's
-  (playground: always the model's initial position);
-* observation and reward read the state after the step;
-* implicit joint damping on the cup's damped slides (playground: ``eulerdamp`` off): 0.90x playground's env
-  steps/s on this CPU (6,906 against 7,644 at N = 256);
-* unchanged: the reward (1 while the ball is in the cup), the control step, 1000 steps, playground's 1 solver
-  iteration / 4 line-search steps (dm_control: 100 / 50; one-step ball velocities within 0.134 of
-  dm_control's as shipped).
-
-Hopper (hopper-stand, hopper-hop), on playground's ``Hopper``:
-
-* MJX collides every geom pair, as MuJoCo does (playground caps collision detection at the 2 nearest pairs of
-  each kind and 6 contact points, so contacts of the limbs with each other were dropped: one-step velocities
-  then differed from dm_control's by up to 4.2);
-* observation and reward read the state after the step (playground: the torso and foot heights, the speed
-  sensor one 5 ms sub-step stale); the touch sensors (acceleration stage) are the last sub-step's in both;
-* unchanged: observation (joint positions but rootx, velocities, log1p of the toe and heel touch sensors),
-  rewards, the initial state (rooty uniform in [-pi, pi], the other joints uniform in their ranges: identical),
-  the 20 ms control step, 1000 steps;
-* implicit joint damping (playground: ``eulerdamp`` off) and 10 solver iterations / 8 line-search steps
-  (dm_control: 100 / 50; playground: 4 / 10, with which one-step velocities after contacts parted from
-  dm_control's by up to 0.32; at 10 / 8 within 2e-4). With the uncapped collisions: 0.59x playground's env
-  steps/s on this CPU (1,329 against 2,254 at N = 256).
-
-Acrobot (acrobot-swingup, -swingup-sparse), on playground's ``Balance``:
-
-* RK4 integration, as dm_control's model (playground: Euler);
-* observation and reward read the state after the step (playground: one whole 10 ms control step stale);
-* unchanged: observation, reward, initial state (identical), 1000 steps. No contacts, so the solver's
-  iterations do not matter.
-
-Point mass (point_mass-easy), on playground's ``PointMass``:
-
-* the reward reads the state after the step (playground: one whole 20 ms control step stale);
-* implicit joint damping (playground: ``eulerdamp`` off): 0.69x playground's env steps/s on this CPU
-  (579,758 against 835,724 at N = 256);
-* unchanged: observation (positions and velocities, already current), reward terms, initial state, 1000 steps.
-
-Reacher (reacher-easy, reacher-hard), on playground's ``Reacher``:
-
-* physics as dm_control's: one 0.02 s step per control step with implicit joint damping (``eulerdamp`` on)
-  and dm_control's solver (100 iterations, 50 line-search steps: the wrist's joint limit is a constraint);
-  playground: four 0.005 s steps, ``eulerdamp`` off, 1 solver iteration;
-* the target is placed before the kinematics are computed, so the first observation's ``to_target`` points
-  at it (playground places it after ``mjx.forward``: the first observation reads the target at the origin);
-* observation and reward read the state after the step;
-* unchanged: the initial joint angles (shoulder uniform in [-pi, pi], wrist uniform in its range) and target
-  draw (radius U(0.05, 0.2), angle U(0, 2 pi)), target sizes (0.05 easy, 0.015 hard), reward, 1000 steps.
-
-Finger (finger-spin, finger-turn-easy, finger-turn-hard), on playground's ``Spin`` / ``Turn``:
-
-* physics as dm_control's: two 10 ms Euler steps per control step with implicit joint damping and elliptic
-  friction cones (playground: four 5 ms ``implicitfast`` steps, pyramidal cones, ``eulerdamp`` off); pyramidal
-  cones part from dm_control by up to 1.95 in one step's velocities once the finger pushes the spinner;
-* the initial joint angles are drawn independently (the finger's two in their ranges, the spinner's in
-  [-pi, pi]) and again until nothing touches, as dm_control's (playground draws the spinner with the finger's
-  key, so its angle was a function of the proximal angle, and keeps touching draws);
-* finger-turn: the target is placed before the kinematics are computed, so the first observation's
-  ``target_position`` and ``dist_to_target`` see it (playground: the target's default place);
-* observation and reward read the state after the step;
-* no collision caps (playground: at most 2 geom pairs of a kind and 4 contact points);
-* kept from playground, with the parity test's measure: 10 solver iterations / 8 line-search steps
-  (dm_control: 200 / 50) and the two decoration cylinders inert (collidable in dm_control; they sit inside
-  the capsules and no other geom can reach them). With the finger pushing the spinner, one-step observations
-  stay within 8e-4 of dm_control's as shipped; dm_control's 200 / 50 iterations would cost 3.7x the env
-  steps/s and the decorations' cylinder collisions 2.3x (measured with the caps). All told: 0.40x
-  playground's env steps/s on this CPU (4,127 against 10,426 at N = 256).
-
-Fish (fish-swim), on playground's ``Swim``:
-
-* dm_control's model and timestep: the torso's mass geom is dm_control's box (0.002 x 0.06 x 0.03; playground:
-  a sphere of radius 0.03, with another mass, inertia and fluid drag), 10 steps of 4 ms per 40 ms control step
-  (playground: 20 of 2 ms), implicit joint damping;
-* the torso starts at the model's height 0.1 (playground: 0, so the target, z ~ U(0.1, 0.3), sat 0.1 higher
-  relative to the fish), with dm_control's random orientation and joint angles U(-0.2, 0.2);
-* the target is placed before the kinematics are computed (playground: the first observation saw the target's
-  default place);
-* dm_control's observation order: joint angles, upright, mouth-to-target, velocities (playground puts upright
-  first); observation and reward read the state after the step;
-* unchanged: the reward, 1000 steps. Constraints are off in both: equal to dm_control to 1e-4.
-
-Humanoid (humanoid-stand, humanoid-walk, humanoid-run), on playground's ``Humanoid``:
-
-* the initial state is dm_control's: a random root orientation (four U(0, 1) numbers normalised, as
-  dm_control's randomizer draws it), every hinge uniform in its range, drawn again until nothing touches
-  (playground: always the model's upright pose with zero joint angles);
-* every geom pair collides, as MuJoCo does (playground caps collision detection at 8 pairs of a kind and 8
-  points: one-step velocities then part from dm_control's by more than 10 while the humanoid lies on the floor);
-  10 solver iterations / 8 line-search steps (dm_control 100 / 50) and implicit joint damping: one-step
-  velocities within 0.32 of dm_control's as shipped, as close as at 100 / 50 (playground's 4 iterations
-  without the caps: 2.5). Costs 4.8x the env steps/s of playground's on this CPU (1800 -> 374 at N = 256);
-* observation and reward read the state after the step;
-* unchanged: observation (joint angles, head height, extremities, torso vertical, centre-of-mass velocity,
-  velocities), rewards, the 25 ms control step of 5 x 5 ms, 1000 steps. dm_control's touch sensors, never
-  observed, are absent.
-
-Swimmer (swimmer-swimmer6), on playground's ``Swim``:
-
-* dm_control's timestep: 15 steps of 2 ms per 30 ms control step (playground: 10 of 3 ms);
-* the target is placed before the kinematics are computed, so the first observation's ``to_target`` points at
-  it (playground places it after ``mjx.forward``: the first observation reads the target at (1, 1));
-* observation and reward read the state after the step (the velocimeter and gyro sensors included);
-* unchanged: the initial state (heading uniform in [-pi, pi], joints uniform in their ranges), the target draw
-  (within 0.3 one time in five, else within 2), observation, reward, 1000 steps. Contacts are off in both;
-  equal to dm_control to 1e-4.
+Every port's numerical settings are dm_control's but the solver's iterations (:func:`put_physics`): implicit
+joint damping on (``eulerdamp``, which playground's models disable), and MJX colliding every geom pair with all
+its contact points, as MuJoCo does (playground caps collision detection per model). The iterations are fewer
+than dm_control's where the parity tests (``tests/test_envs_custom.py``) allow it; each class names its own.
+docs/tasks.md lists every change per task with the parity tests' measure of what each remaining difference
+costs.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jax
@@ -214,7 +64,7 @@ def put_physics(env, **options) -> None:
 
 
 class Walker(_ObserveAfterStep, walker.PlanarWalker):
-    """dm_control's walker stand / walk / run (``move_speed`` 0, 1, 8): see the module docstring."""
+    """dm_control's walker stand / walk / run (``move_speed`` 0, 1, 8) (docs/tasks.md lists what changes)."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -227,7 +77,7 @@ class Walker(_ObserveAfterStep, walker.PlanarWalker):
 
 
 class Pendulum(_ObserveAfterStep, pendulum.SwingUp):
-    """dm_control's pendulum swingup: see the module docstring."""
+    """dm_control's pendulum swingup (docs/tasks.md lists what changes)."""
 
     def __init__(self, config_overrides: dict[str, Any] | None = None):
         config = pendulum.default_config()
@@ -249,8 +99,38 @@ class Pendulum(_ObserveAfterStep, pendulum.SwingUp):
         return jp.stack([zz, xz, self._angular_velocity(data)])
 
 
-class CheetahRun(_ObserveAfterStep, cheetah.Run):
-    """dm_control's cheetah run: see the module docstring."""
+def compile_total_mass(xml: str, assets: dict) -> mujoco.MjModel:
+    """The MuJoCo model of ``xml`` with its ``<compiler settotalmass=...>`` applied the way MuJoCo now advises:
+    compiled without the attribute, then ``mj_setTotalmass`` and ``mj_setConst`` (MuJoCo deprecated the
+    attribute, and compiling it logs a warning to MUJOCO_LOG.TXT in the working folder). The model equals the
+    one compiled with the attribute, field for field."""
+    match = re.search(r'\s*settotalmass="([^"]+)"', xml)
+    model = mujoco.MjModel.from_xml_string(xml.replace(match.group(0), "") if match else xml, assets)
+    if match:
+        mujoco.mj_setTotalmass(model, float(match.group(1)))
+        mujoco.mj_setConst(model, mujoco.MjData(model))
+    return model
+
+
+class CheetahModel(cheetah.Run):
+    """Playground's cheetah with its model compiled by :func:`compile_total_mass` (its XML sets the total mass
+    with the deprecated compiler attribute); everything else is playground's ``Run.__init__``."""
+
+    def __init__(self, config=None, config_overrides=None):
+        mjx_env.MjxEnv.__init__(self, config or cheetah.default_config(), config_overrides)
+        if self._config.vision:
+            raise NotImplementedError(f"Vision not implemented for {self.__class__.__name__}.")
+        self._xml_path = cheetah._XML_PATH.as_posix()
+        self._model_assets = common.get_assets()
+        self._mj_model = compile_total_mass(cheetah._XML_PATH.read_text(), self._model_assets)
+        self._mj_model.opt.timestep = self.sim_dt
+        self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
+        self._post_init()
+
+
+class CheetahRun(_ObserveAfterStep, CheetahModel):
+    """dm_control's cheetah run: the reward read after the step, implicit joint damping, no collision caps
+    (docs/tasks.md)."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -258,7 +138,7 @@ class CheetahRun(_ObserveAfterStep, cheetah.Run):
 
 
 class Cartpole(_ObserveAfterStep, cartpole.Balance):
-    """dm_control's cartpole balance / swingup (sparse or not): see the module docstring."""
+    """dm_control's cartpole balance / swingup (sparse or not) (docs/tasks.md lists what changes)."""
 
     def __init__(self, swing_up: bool, sparse: bool, config_overrides: dict[str, Any] | None = None):
         super().__init__(swing_up=swing_up, sparse=sparse, config=cartpole.default_config(),
@@ -275,7 +155,7 @@ class Cartpole(_ObserveAfterStep, cartpole.Balance):
 
 
 class Hopper(_ObserveAfterStep, hopper.Hopper):
-    """dm_control's hopper stand / hop: see the module docstring."""
+    """dm_control's hopper stand / hop (docs/tasks.md lists what changes)."""
 
     def __init__(self, hopping: bool, config_overrides: dict[str, Any] | None = None):
         super().__init__(hopping=hopping, config=hopper.default_config(), config_overrides=config_overrides)
@@ -283,7 +163,7 @@ class Hopper(_ObserveAfterStep, hopper.Hopper):
 
 
 class Acrobot(_ObserveAfterStep, acrobot.Balance):
-    """dm_control's acrobot swingup (sparse or not): see the module docstring."""
+    """dm_control's acrobot swingup (sparse or not) (docs/tasks.md lists what changes)."""
 
     def __init__(self, sparse: bool, config_overrides: dict[str, Any] | None = None):
         super().__init__(sparse=sparse, config=acrobot.default_config(), config_overrides=config_overrides)
@@ -291,7 +171,7 @@ class Acrobot(_ObserveAfterStep, acrobot.Balance):
 
 
 class PointMass(_ObserveAfterStep, point_mass.PointMass):
-    """dm_control's point_mass easy: see the module docstring."""
+    """dm_control's point_mass easy (docs/tasks.md lists what changes)."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -325,7 +205,7 @@ def _draw_until_accepted(attempt, key: jax.Array) -> mjx.Data:
 
 
 class CupCatch(_ObserveAfterStep, ball_in_cup.BallInCup):
-    """dm_control's ball-in-cup catch: see the module docstring. Subclasses may accept fewer initial
+    """dm_control's ball-in-cup catch (docs/tasks.md lists what changes). Subclasses may accept fewer initial
     positions (`_accept`)."""
 
     def __init__(self, **kwargs):
@@ -364,7 +244,7 @@ class _Finger(_ObserveAfterStep):
         config = finger.default_config()
         config.sim_dt = 0.01  # dm_control's timestep: 2 physics steps per 20 ms control step
         super().__init__(*args, config=config, config_overrides=config_overrides)
-        # 10 / 8 solver iterations: dm_control 200 / 50; equal within 1e-3 (module docstring)
+        # 10 / 8 solver iterations: dm_control 200 / 50; equal within 1e-3 (docs/tasks.md)
         put_physics(self, integrator=mujoco.mjtIntegrator.mjINT_EULER, cone=mujoco.mjtCone.mjCONE_ELLIPTIC,
                     iterations=10, ls_iterations=8)
 
@@ -387,7 +267,7 @@ class _Finger(_ObserveAfterStep):
 
 
 class FingerSpin(_Finger, finger.Spin):
-    """dm_control's finger spin: see the module docstring."""
+    """dm_control's finger spin (docs/tasks.md lists what changes)."""
 
     def reset(self, rng: jax.Array) -> mjx_env.State:
         rng, key = jax.random.split(rng)
@@ -395,7 +275,7 @@ class FingerSpin(_Finger, finger.Spin):
 
 
 class FingerTurn(_Finger, finger.Turn):
-    """dm_control's finger turn easy / hard (``target_radius``): see the module docstring."""
+    """dm_control's finger turn easy / hard (``target_radius``) (docs/tasks.md lists what changes)."""
 
     def _post_init(self) -> None:
         super()._post_init()
@@ -413,7 +293,7 @@ class FingerTurn(_Finger, finger.Turn):
 
 
 class Reacher(_ObserveAfterStep, reacher.Reacher):
-    """dm_control's reacher easy / hard: see the module docstring."""
+    """dm_control's reacher easy / hard (docs/tasks.md lists what changes)."""
 
     def __init__(self, target_size: float, config_overrides: dict[str, Any] | None = None):
         config = reacher.default_config()
@@ -437,7 +317,7 @@ class Reacher(_ObserveAfterStep, reacher.Reacher):
 
 
 class Swimmer(_ObserveAfterStep, swimmer.Swim):
-    """dm_control's swimmer (``n_links`` 6: swimmer-swimmer6): see the module docstring."""
+    """dm_control's swimmer (``n_links`` 6: swimmer-swimmer6) (docs/tasks.md lists what changes)."""
 
     def __init__(self, n_links: int, config_overrides: dict[str, Any] | None = None):
         config = swimmer.default_config()
@@ -459,7 +339,7 @@ class Swimmer(_ObserveAfterStep, swimmer.Swim):
 
 
 class FishSwim(_ObserveAfterStep, fish.Swim):
-    """dm_control's fish swim: see the module docstring."""
+    """dm_control's fish swim (docs/tasks.md lists what changes)."""
 
     def __init__(self, config_overrides: dict[str, Any] | None = None):
         config = fish.default_config()
@@ -497,11 +377,11 @@ class FishSwim(_ObserveAfterStep, fish.Swim):
 
 
 class Humanoid(_ObserveAfterStep, humanoid.Humanoid):
-    """dm_control's humanoid stand / walk / run (``move_speed`` 0, 1, 10): see the module docstring."""
+    """dm_control's humanoid stand / walk / run (``move_speed`` 0, 1, 10) (docs/tasks.md lists what changes)."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        put_physics(self, iterations=10, ls_iterations=8)  # dm_control: 100 / 50 (module docstring)
+        put_physics(self, iterations=10, ls_iterations=8)  # dm_control: 100 / 50 (docs/tasks.md)
 
     def _post_init(self) -> None:
         super()._post_init()

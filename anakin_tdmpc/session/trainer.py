@@ -277,7 +277,7 @@ class Trainer:
                             "without videos")
             elif backend is None:
                 log.message(f"warning: --capture_video: no OpenGL backend for MuJoCo works here ({why}); continuing "
-                            "without videos (README: Rendering)")
+                            "without videos (docs/outputs-and-resume.md: Rendering)")
             else:
                 from anakin_tdmpc.session.video import VideoRecorder
 
