@@ -112,9 +112,9 @@ class Args:
     keep_checkpoints: int = 3
     """checkpoints kept in <run_dir>/checkpoints (the oldest are deleted)"""
     max_chunk_seconds: float = 20.0
-    """wall-clock bound of one compiled chunk: a stop signal (Ctrl-C, SIGTERM, SIGUSR1) waits at most this
-    long, then a checkpoint is saved; chunks are sized from the measured time per iteration and never change
-    the results"""
+    """seconds one compiled chunk may take at most: a stop signal (Ctrl-C, SIGTERM, SIGUSR1) waits that long at
+    most, then a checkpoint is saved; chunks are sized from the measured time per iteration and never change the
+    results (docs/outputs-and-resume.md: Stopping)"""
     resume: bool = False
     """continue the run in --run_dir from its latest checkpoint (same config required); a resumed run writes
     the same metrics as an uninterrupted one"""

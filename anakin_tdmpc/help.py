@@ -24,9 +24,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "model": ("model_size", "enc_dim", "mlp_dim", "latent_dim", "num_q", "num_enc_layers", "lr"),
     "planner": ("horizon", "iterations", "num_samples", "num_elites", "num_pi_trajs", "planner_bf16"),
     "replay": ("buffer_size", "batch_size"),
-    "evaluation and logging": ("eval_every", "eval_episodes", "log_every", "max_chunk_seconds", "capture_video",
-                               "tensorboard", "track", "wandb_project", "wandb_entity", "wandb_group"),
-    "checkpoints": ("checkpoint_every", "keep_checkpoints"),
+    "evaluation and logging": ("eval_every", "eval_episodes", "log_every", "capture_video", "tensorboard", "track",
+                               "wandb_project", "wandb_entity", "wandb_group"),
+    "checkpoints and stopping": ("checkpoint_every", "keep_checkpoints", "max_chunk_seconds"),
     "scale-out": ("num_devices", "num_seeds", "coordinator_address", "num_processes", "process_id"),
 }
 OTHER = "other"
