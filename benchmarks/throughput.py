@@ -33,7 +33,6 @@ import math
 import os
 import platform
 import resource
-import sys
 import time
 from typing import Any, Callable, Optional
 
@@ -151,20 +150,16 @@ def footprint(compiled) -> int:
 
 
 @contextlib.contextmanager
-def unrolled_loops(except_in: str = ""):
+def unrolled_loops():
     """Trace `lax.scan` / static `lax.fori_loop` fully unrolled: XLA's cost analysis counts a loop body once,
-    whatever its trip count, so FLOPs are only right for straight-line code. Loops called from modules whose name
-    starts with `except_in` (e.g. "mujoco.mjx") stay rolled."""
+    whatever its trip count, so FLOPs are only right for straight-line code."""
     scan, fori = jax.lax.scan, jax.lax.fori_loop
 
-    def rolled() -> bool:  # frames: this, the patched loop, the code that called it
-        return bool(except_in) and sys._getframe(2).f_globals.get("__name__", "").startswith(except_in)
-
     def scan_unrolled(*args, **kwargs):
-        return scan(*args, **kwargs) if rolled() else scan(*args, **{**kwargs, "unroll": True})
+        return scan(*args, **{**kwargs, "unroll": True})
 
     def fori_unrolled(lower, upper, body, init, **kwargs):
-        if isinstance(lower, int) and isinstance(upper, int) and not rolled():
+        if isinstance(lower, int) and isinstance(upper, int):
             return fori(lower, upper, body, init, unroll=True)
         return fori(lower, upper, body, init, **kwargs)
 
