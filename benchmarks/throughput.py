@@ -415,13 +415,15 @@ def main(bench: Bench) -> dict:
             row = fused_row(bench, s)
             fused.append(row)
             per_model.append(row)
+            # the whole row, as it is measured: a run stopped at a time limit still leaves its rows in the log
+            print(f"  {model} N={n}: {row['env_steps_per_s']:.1f} env steps/s, {row['agent_steps_per_s']:.2f} agent "
+                  f"steps/s, {row['updates_per_s']:.1f} updates/s, compile {row['compile_s']:.1f}s, "
+                  f"{mib(row['peak_memory_bytes'])} MiB {row['peak_memory_kind']}", flush=True)
             phases.append(phase_row(bench, s, fns, row))
             if n == sizes[0]:
                 f = flops_row(s, peak)
             if n == 1 and bench.host_baseline:
                 hosts.append(host_row(bench, s, fns))
-            print(f"  {model} N={n}: {row['agent_steps_per_s']:.2f} agent steps/s, compile {row['compile_s']:.1f}s",
-                  flush=True)
             del s, fns
         for r in per_model:
             step = f["plan_flops"] + bench.utd * f["update_flops"]
