@@ -99,7 +99,8 @@ PARSERS = {
     "anakin_tdmpc.plot": _parse_flags("anakin_tdmpc.plot", "PlotArgs", {"at": "int"}),
     **{f"benchmarks.{m}": _cli_dataclass(f"benchmarks.{m}", cls, f"python -m benchmarks.{m}")
        for m, cls in [("learning", "Learn"), ("envs", "EnvBench"), ("throughput", "Bench"), ("scaling", "Options"),
-                      ("seeding", "Seeding"), ("profile_ops", "Options"), ("report", "Report")]},
+                      ("seeding", "Seeding"), ("profile_ops", "Options"), ("report", "Report"),
+                      ("gpu_predict", "Predict")]},
 }
 
 COMMANDS = sorted({(doc.name, c) for doc in DOCS for c in commands(doc.read_text())})
