@@ -341,7 +341,7 @@ def write_outputs(learn: Learn, suite: Suite, runs: list[Run], command: str) -> 
     with open(stem + ".json", "w") as f:
         json.dump({"suite": learn.suite, "preset": suite.preset, "seeds": list(suite.seeds),
                    "total_timesteps": suite.total_timesteps, "eval_every": suite.eval_every,
-                   "machine": machine(), "command": command, "table": table}, f, indent=1)
+                   "machine": machine(), "command": command, "extra_flags": learn.flags, "table": table}, f, indent=1)
     with open(stem + ".md", "w") as f:
         f.write(text)
     from benchmarks.report import learning_figure

@@ -123,6 +123,23 @@ def bf16_pair() -> str:
     return tables.learning_table(rows, label, ("TD-MPC2 walker-walk",), commit=True)
 
 
+def learning_factors() -> str:
+    """The factor runs of benchmarks/results/factors/ (one learning-suite output each: --preset cpu-small with
+    one change, its `extra_flags`), each task's cpu-small row of the suite first."""
+    factors = []
+    for path in sorted((RESULTS / "factors").glob("*.json")):
+        data = json.loads(path.read_text())
+        factors += [dict(row, factor=data["extra_flags"]) for row in data["table"]]
+    tasks = sorted({(r["algo"], r["task"]) for r in factors}, key=lambda t: (ALGOS.index(t[0]), t[1]))
+    rows = []
+    for algo, task in tasks:
+        rows += [dict(r, factor="") for r in learning_rows() if (r["algo"], r["task"]) == (algo, task)]
+        rows += sorted((r for r in factors if (r["algo"], r["task"]) == (algo, task)), key=lambda r: r["factor"])
+    label = lambda r: f"{reference.NAMES[r['algo']]} | {r['task']} | " + (f"`{r['factor']}`" if r["factor"] else
+                                                                           "none (`--preset cpu-small`)")
+    return tables.learning_table(rows, label, ("algorithm", "task", "change"), commit=True)
+
+
 # ------------------------------------------------------------------------------------------------ envs
 
 
@@ -203,6 +220,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "learning-table": learning_table,
     "learning-superseded": learning_superseded,
     "bf16-pair": bf16_pair,
+    "learning-factors": learning_factors,
     "envs-suite": envs_suite,
     "envs-ports": envs_ports,
     "envs-brax": envs_brax,
