@@ -12,11 +12,13 @@ def test_seeds_vmapped_equal_single_runs():
     assert out["init_equal"]
     together, alone = np.array(out["losses_together"]), np.array([np.array(r)[:, 0] for r in out["losses_alone"]])
     # batched (vmapped) matmuls round differently from unbatched ones, and training amplifies float32 noise once
-    # it changes an action (then runs differ like reruns on another machine). Measured when written: the 80
-    # pretraining updates agree to 1e-6, the next 2 x 32 updates (with planning) to < 1e-3; 30-iteration chunks
-    # drifted apart by up to 8% after ~300 updates, so the comparison stays short.
+    # it changes an action (then runs differ like reruns on another machine): the 80 pretraining updates agree to
+    # 1e-6 and the first 32 updates with planning to < 1e-3; how far the next 32 drift depends on the machine
+    # (< 1e-3 where this was written; 3.6% for one seed on a later AMD EPYC machine, the same with and without
+    # the chunking of session/trainer.py), and 30-iteration chunks drifted apart by up to 8% after ~300 updates.
+    # So the losses are compared up to the first chunk with planning, and the parameters after the last one.
     np.testing.assert_allclose(together[0], alone[:, 0], rtol=1e-5)
-    np.testing.assert_allclose(together[1:].T, alone[:, 1:], rtol=1e-2)
+    np.testing.assert_allclose(together[1], alone[:, 1], rtol=1e-2)
     assert max(out["param_rel_diff"]) < 1e-2 < out["seed_rel_diff"], out
     assert len({round(x, 3) for x in together[0]}) == 3  # the three seeds are different runs
 
