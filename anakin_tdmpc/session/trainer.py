@@ -4,17 +4,15 @@
     budget ends or a stop signal / divergence / unwritable output ends it with a checkpoint on disk.
 
 A log period (`--log_every` env steps) runs as compiled chunks of at most `--max_chunk_seconds` each, sized
-from the measured time per iteration (per phase: seeding, learning) and per pretraining update; the burst of
-pretraining updates that ends seeding runs as chunks of its own. A chunk continues the statistics of the
-chunks before it in the period, so the rows, and the training itself, are the same however a period is cut;
-a stop signal is honoured between any two chunks.
+from the measured time per iteration (per phase: seeding, learning), per pretraining update and per eval step;
+the burst of pretraining updates that ends seeding, and each evaluation, run as chunks of their own. A chunk
+continues the statistics of the chunks before it in the period, so the rows, and the training itself, are the
+same however a period is cut; a stop signal is honoured between any two chunks.
 
 Everything the host loop keeps between chunks is `HostState`, saved in every checkpoint (with the sums of a
-period a stop cut short), so a resumed run writes the same metrics rows as an uninterrupted one. Only process 0 of a multi-process run writes logs,
-metrics, curves, videos and wandb; all processes run the same chunks in lockstep.
-
-Longer than our other modules (~550 lines) on purpose: a run's whole host side, from the checks before
-anything loads to the last summary line, reads top to bottom in this one file.
+period a stop cut short), so a resumed run writes the same metrics rows as an uninterrupted one. Only process 0
+of a multi-process run writes logs, metrics, curves, videos and wandb; all processes run the same chunks in
+lockstep.
 """
 
 from __future__ import annotations
