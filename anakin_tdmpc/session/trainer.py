@@ -440,7 +440,8 @@ class Trainer:
         """The sums the next chunk continues: zeros, or those of the period a stop cut short (on --resume)."""
         import jax
 
-        zeros = self.par.zero_stats(self.carry)
+        # chunks never donate their stats argument, so one set of zeros starts every period
+        self.zeros = zeros = self.par.zero_stats(self.carry)
         if self.host.period is None:
             return zeros
         leaves, tree = jax.tree_util.tree_flatten(zeros)
@@ -484,7 +485,7 @@ class Trainer:
             result = self._evaluate(row, interrupt)
             if result is None:
                 return None
-        host.period, self.stats, host.updates = None, self.par.zero_stats(self.carry), row["updates"]
+        host.period, self.stats, host.updates = None, self.zeros, row["updates"]
         self._log_row(row)
         self.rows.append(row)
         if not self.estimated and period["start"] > self.burst_iter and n == schedule.iters_per_chunk:
