@@ -1,14 +1,22 @@
-"""The run's configuration: one `Args` dataclass (its docstrings are `--help`), presets, the overlay of
-`Args` onto the chosen agent's Config, and the step accounting that turns env-step budgets into loop
-iterations. Per-algorithm defaults live with each algorithm (agents/)."""
+"""The run's configuration, resolved once: `Args` (the flags; their docstrings are `--help`) with its preset
+applied -> `resolve` -> one frozen `RunSpec` that the build, the trainer, `evaluate` and config.json read.
+
+    args = apply_preset(Args(task="walker-walk", preset="cpu-small"))
+    spec = resolve(args, num_devices=1)
+    spec.agent_config, spec.schedule, spec.envs_per_device, ...
+
+`resolve` checks every value (one `ConfigError` naming the flag), fills every default that depends on the
+algorithm, the task or the devices, and works out the step accounting; nothing after it re-resolves or
+re-checks. Per-algorithm defaults live with each algorithm (agents/), per-task ones with the task (envs/)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
+from typing import Any, Optional
 
-from anakin_tdmpc.agents import AGENTS, ConfigError, agent_class
+from anakin_tdmpc.agents import AGENTS, agent_class
+from anakin_tdmpc.errors import ConfigError
 
 # --preset names: every agent defines each of them (its PRESETS); "paper" is every flag at its default
 PRESETS = tuple(next(iter(AGENTS.values())).PRESETS)
@@ -29,7 +37,7 @@ class Args:
     """named configuration, applied under the flags given explicitly: paper (the paper's settings, every flag
     at its default) or cpu-small (tdmpc2: --num_envs 8 --model_size 1 --latent_dim 64 --mlp_dim 128 --enc_dim
     128 --num_q 2 --num_samples 64 --num_elites 8 --num_pi_trajs 4 --iterations 3 --batch_size 64; tdmpc:
-    --num_envs 8 --mlp_dim 128 --enc_dim 128 --num_samples 64 --num_elites 8 --iterations 3 --batch_size 64)"""
+    --num_envs 8 --mlp_dim 128 --enc_dim 128 --num_samples 67 --num_elites 8 --iterations 3 --batch_size 64)"""
     total_timesteps: int = 1_000_000
     """env steps to train for, counting action repeat (as the TD-MPC2 paper's curves)"""
     seed: int = 1
@@ -70,11 +78,13 @@ class Args:
     iterations: Optional[int] = None
     """MPPI iterations (default 6; tdmpc2 +2 when the action dim is >= 20; tdmpc 12 on humanoid, 8 on dog)"""
     num_samples: Optional[int] = None
-    """MPPI action sequences per iteration (default 512; tdmpc adds its policy sequences on top)"""
+    """MPPI action sequences per iteration, the policy's included (default 512 for tdmpc2; 537 for tdmpc: the
+    official TD-MPC's 512 Gaussian sequences plus its 5% from the policy, 25, which its code counts apart)"""
     num_elites: Optional[int] = None
     """elite sequences refitting the MPPI distribution (default 64)"""
     num_pi_trajs: Optional[int] = None
-    """sequences proposed by the policy prior (default 24 for tdmpc2; 5% of num_samples for tdmpc)"""
+    """of --num_samples, the sequences proposed by the policy prior (default 24 for tdmpc2; num_samples // 21
+    for tdmpc, 5% of the Gaussian ones)"""
     # network overrides (on top of --model_size)
     enc_dim: Optional[int] = None
     """encoder hidden width (default: from --model_size for tdmpc2, 256 at 5M; 256 for tdmpc)"""
@@ -133,147 +143,28 @@ class Args:
     """this process's index in [0, num_processes) (or JAX_PROCESS_ID); only process 0 logs and renders"""
 
 
+CONFIG_FORMAT = 2
+"""The meaning of config.json's flags: 2 since --num_samples counts TD-MPC's policy sequences too (1 before)."""
+
+
+def upgrade_saved_args(saved: dict, config_format: int) -> dict:
+    """The flags a run recorded in an older config.json format, as this format writes the same run."""
+    if config_format < 2 and saved.get("algo") == "tdmpc" and saved.get("num_samples") is not None:
+        gaussian, pi = saved["num_samples"], saved.get("num_pi_trajs")
+        saved = {**saved, "num_samples": gaussian + (int(0.05 * gaussian) if pi is None else pi)}
+    return saved
+
+
 # flags that only say where / how a run is recorded; they may differ between a run and its --resume
 RUN_MANAGEMENT_FLAGS = frozenset(
     {"run_dir", "resume", "tensorboard", "track", "wandb_project", "wandb_entity", "wandb_group", "capture_video",
      "checkpoint_every", "keep_checkpoints", "max_chunk_seconds", "coordinator_address", "process_id"}
 )
-
-
-def check_output_flags(args: Args) -> None:
-    """The output / resume flags, checked before anything is built or written."""
-    if args.checkpoint_every <= 0:
-        raise ConfigError(f"--checkpoint_every must be positive, got {args.checkpoint_every}")
-    if args.keep_checkpoints < 1:
-        raise ConfigError(f"--keep_checkpoints must be at least 1, got {args.keep_checkpoints}")
-    if not args.max_chunk_seconds > 0:
-        raise ConfigError(f"--max_chunk_seconds must be positive, got {args.max_chunk_seconds:g}")
-    if args.resume and not args.run_dir:
-        raise ConfigError("--resume needs --run_dir, the run to continue")
-    if args.track and not args.wandb_project.strip():
-        raise ConfigError("--wandb_project must not be empty")
-
-
-_INT_TYPES, _FLOAT_TYPES = ("int", "Optional[int]"), ("float", "Optional[float]")
-
-
-def _numeric_fields() -> dict[str, str]:
-    """Args field -> "int" / "float" for the numeric flags."""
-    kinds = {}
-    for field in dataclasses.fields(Args):
-        kind = str(field.type)
-        if kind in _INT_TYPES:
-            kinds[field.name] = "int"
-        elif kind in _FLOAT_TYPES:
-            kinds[field.name] = "float"
-    return kinds
-
-
-def parse_flags(cls, argv: list[str], prog: str, kinds: Optional[dict[str, str]] = None):
-    """A dataclass `cls` from command-line flags with tyro, numeric flags checked first (see
-    normalise_numeric_argv; `kinds`: field -> "int" / "float", default Args'). --help prints and exits 0; any
-    error raises ConfigError with the one line that says what is wrong."""
-    import contextlib
-    import io
-    import sys
-
-    import tyro
-
-    argv = normalise_numeric_argv(argv, kinds)
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(captured):
-            return tyro.cli(cls, args=argv, use_underscores=True, prog=prog)
-    except SystemExit as e:
-        if not e.code:  # --help
-            sys.stderr.write(captured.getvalue())
-            raise
-        # tyro draws its error in a box: keep the line that says what is wrong
-        lines = [line.strip(" \t│╭╮╰╯─|+-") for line in captured.getvalue().splitlines()]
-        reason = next((line for line in lines if ": " in line), "could not parse the command line")
-        raise ConfigError(f"{reason} (see --help)") from None
-
-
-def normalise_numeric_argv(argv: list[str], kinds: Optional[dict[str, str]] = None) -> list[str]:
-    """Checks every numeric flag's value on the command line before it is parsed -> argv, with integer flags
-    written in float notation (`--total_timesteps 1e6`, `2.0`) turned into plain integers when exact.
-
-    Raises ConfigError naming the flag and its value for a value that is not a number, a non-integer given to
-    an integer flag (`--batch_size 2.5`), a number that is not finite (`--lr nan`, `--utd inf`), or a flag
-    with no value."""
-    kinds, out, i = kinds or _numeric_fields(), [], 0
-    while i < len(argv):
-        token = argv[i]
-        name, value, inline = None, None, False
-        if token.startswith("--"):
-            flag, sep, rest = token[2:].partition("=")
-            if flag.replace("-", "_") in kinds:
-                name, inline = flag.replace("-", "_"), bool(sep)
-                if inline:
-                    value = rest
-                elif i + 1 < len(argv) and not (argv[i + 1].startswith("--") and not _is_number(argv[i + 1])):
-                    value = argv[i + 1]
-                else:
-                    raise ConfigError(f"--{name} needs a value")
-        if name is None:
-            out.append(token)
-            i += 1
-            continue
-        value = _check_number(name, kinds[name], value)
-        out += [f"--{name}={value}"] if inline else [token, value]
-        i += 1 if inline else 2
-    return out
-
-
-def explicit_flags(argv: list[str]) -> set[str]:
-    """Args fields named on a command line (`--num_envs 8`, `--lr=1e-3`, `--no_planner_bf16`)."""
-    names = {f.name for f in dataclasses.fields(Args)}
-    found = set()
-    for token in argv:
-        if token.startswith("--"):
-            name = token[2:].partition("=")[0].replace("-", "_")
-            if name.startswith("no_") and name[3:] in names:
-                name = name[3:]
-            if name in names:
-                found.add(name)
-    return found
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _check_number(name: str, kind: str, text: str) -> str:
-    if text == "None":
-        return text  # an optional flag set back to its default
-    try:
-        number = float(text)
-    except ValueError:
-        raise ConfigError(f"--{name} expects {'an integer' if kind == 'int' else 'a number'}, got {text!r}") from None
-    if not math.isfinite(number):
-        raise ConfigError(f"--{name} must be a finite number, got {text!r}")
-    if kind == "float":
-        return text
-    try:
-        return str(int(text))
-    except ValueError:
-        pass
-    if number != int(number):
-        raise ConfigError(f"--{name} expects an integer, got {text!r}")
-    return str(int(number))  # 1e6 -> 1000000
-
-
-def check_finite(args: Args) -> None:
-    """Every numeric setting is a finite number (the CLI checks the command line; this covers Args built in
-    Python)."""
-    for name in _numeric_fields():
-        value = getattr(args, name)
-        if value is not None and (isinstance(value, bool) or not math.isfinite(value)):
-            raise ConfigError(f"--{name} must be a finite number, got {value!r}")
+# flags that must be positive when set (None: the algorithm's or the task's default); --num_devices is the
+# device layer's (loop/parallel.py: select_devices)
+POSITIVE_FLAGS = ("total_timesteps", "num_envs", "utd", "eval_every", "log_every", "buffer_size", "num_seeds",
+                  "action_repeat", "episode_length", "seed_steps", "batch_size", "horizon", "iterations",
+                  "num_samples", "num_elites", "enc_dim", "mlp_dim", "latent_dim", "num_enc_layers", "lr")
 
 
 def apply_preset(args: Args, explicit: Optional[set[str]] = None) -> Args:
@@ -289,60 +180,58 @@ def apply_preset(args: Args, explicit: Optional[set[str]] = None) -> Args:
     return dataclasses.replace(args, **values)
 
 
-def _domain(task: str) -> str:
-    from anakin_tdmpc.envs import domain
-
-    return domain(task)
+# ------------------------------------------------------------------------------------------- checks
 
 
-def _task_action_repeat(task: str) -> Optional[int]:
-    from anakin_tdmpc.envs.registry import task_action_repeat
-
-    return task_action_repeat(task)
-
-
-def resolve_args(args: Args) -> Args:
-    """Fill the flags whose default (None) depends on the algorithm and task: action repeat and batch size.
-    Seed steps depend on the episode length and env count: see make_schedule."""
-    agent = agent_class(args.algo)
-    values = {}
-    if args.action_repeat is None:
-        values["action_repeat"] = _task_action_repeat(args.task) or agent.default_action_repeat(_domain(args.task))
-    if args.batch_size is None:
-        values["batch_size"] = agent.base_config(_domain(args.task), args).batch_size
-    return dataclasses.replace(args, **values) if values else args
+def numeric_fields() -> dict[str, str]:
+    """Args field -> "int" / "float" for the numeric flags."""
+    kinds = {"int": "int", "Optional[int]": "int", "float": "float", "Optional[float]": "float"}
+    return {f.name: kinds[str(f.type)] for f in dataclasses.fields(Args) if str(f.type) in kinds}
 
 
-def default_seed_steps(algo: str, episode_length: int, num_envs: int, horizon: int) -> int:
-    """Agent steps of random actions, summed over envs: the official single-env trainer's amount (tdmpc2
-    max(1000, 5 x episode length); tdmpc 5000), the same number of env steps at any num_envs, or
-    num_envs x (horizon + 1) if that is more (every env must hold one training window). Letting every env
-    finish a whole episode first (num_envs x episode length) was measured worse at equal env steps at 16 envs
-    on cartpole-swingup and walker-walk (docs/cli.md: Step accounting)."""
-    return max(agent_class(algo).single_env_seed_steps(episode_length), num_envs * (horizon + 1))
+def check_run_management(args: Args) -> None:
+    """The flags of RUN_MANAGEMENT_FLAGS, checked before anything is built or written (the session's first
+    step); `resolve` checks every other flag."""
+    _check_finite(args, RUN_MANAGEMENT_FLAGS)
+    if args.checkpoint_every <= 0:
+        raise ConfigError(f"--checkpoint_every must be positive, got {args.checkpoint_every}")
+    if args.keep_checkpoints < 1:
+        raise ConfigError(f"--keep_checkpoints must be at least 1, got {args.keep_checkpoints}")
+    if not args.max_chunk_seconds > 0:
+        raise ConfigError(f"--max_chunk_seconds must be positive, got {args.max_chunk_seconds:g}")
+    if args.resume and not args.run_dir:
+        raise ConfigError("--resume needs --run_dir, the run to continue")
+    if args.track and not args.wandb_project.strip():
+        raise ConfigError("--wandb_project must not be empty")
 
 
-# Args fields that set a field of the same name in some agent's Config (the agent-specific flags)
-_AGENT_FIELDS = {f.name for agent in AGENTS.values() for f in dataclasses.fields(agent.Config)}
+def _check_finite(args: Args, names) -> None:
+    """Each numeric flag in `names` is a finite number (the CLI checks the command line; this covers Args built
+    in Python)."""
+    for name in numeric_fields().keys() & set(names):
+        value = getattr(args, name)
+        if value is not None and (isinstance(value, bool) or not math.isfinite(value)):
+            raise ConfigError(f"--{name} must be a finite number, got {value!r}")
 
 
-def agent_config(args: Args):
-    """The chosen agent's Config: its base for the task (model size, per-domain defaults), then every flag
-    given that names one of its Config fields. A flag that only another agent has is refused."""
-    agent = agent_class(args.algo)
-    args = resolve_args(args)
-    base = agent.base_config(_domain(args.task), args)
-    own = {f.name for f in dataclasses.fields(agent.Config)}
-    defaults, values = Args(), {}
-    for field in dataclasses.fields(Args):
-        value = getattr(args, field.name)
-        if field.name in own:
-            if value is not None:
-                values[field.name] = value
-        elif field.name in _AGENT_FIELDS and value != getattr(defaults, field.name):
-            others = [name for name, a in AGENTS.items() if field.name in {f.name for f in dataclasses.fields(a.Config)}]
-            raise ConfigError(f"--{field.name} applies to {' and '.join(others)} only")
-    return dataclasses.replace(base, **values).validate()
+def _check_flags(args: Args) -> None:
+    """Every flag outside RUN_MANAGEMENT_FLAGS that has a range of its own; the algorithm's Config.validate
+    checks how its settings fit together."""
+    _check_finite(args, numeric_fields().keys() - RUN_MANAGEMENT_FLAGS)
+    for name in POSITIVE_FLAGS:
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"--{name} must be positive, got {value}")
+    if args.eval_episodes < 0:
+        raise ConfigError(f"--eval_episodes must be >= 0, got {args.eval_episodes}")
+    if args.num_pi_trajs is not None and args.num_pi_trajs < 0:
+        raise ConfigError(f"--num_pi_trajs must be >= 0, got {args.num_pi_trajs}")
+    updates = args.utd * args.num_envs
+    if abs(updates - round(updates)) > 1e-6:
+        raise ConfigError(f"--utd x --num_envs must be a whole number of updates per iteration, got {updates:g}")
+
+
+# ----------------------------------------------------------------------------------------- the spec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,7 +244,7 @@ class Schedule:
     seed_steps: int  # agent steps of random actions (summed over envs)
     pretrain_updates: int
     updates_per_iter: int
-    iters_per_chunk: int
+    iters_per_period: int  # iterations of one log period
     buffer_capacity: int
 
     @property
@@ -363,38 +252,95 @@ class Schedule:
         return self.total_iters * self.env_steps_per_iter
 
 
-def make_schedule(args: Args, episode_length: int, horizon: int, run_seed_steps: Optional[int] = None) -> Schedule:
-    """Validate the step settings and derive the loop's iteration counts.
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """Everything a run is built from, resolved once (`resolve`)."""
+
+    args: Args  # the flags, preset applied: what config.json records and --resume compares
+    task: str  # the canonical task name
+    action_repeat: int
+    episode_length: int  # agent steps
+    agent_config: Any  # the algorithm's Config for the whole run (batch_size summed over devices)
+    schedule: Schedule
+    num_devices: int  # data-parallel devices; each runs one share:
+    envs_per_device: int
+    batch_per_device: int
+    buffer_per_device: int  # replay capacity in transitions
+
+    @property
+    def agent_class(self) -> type:
+        return agent_class(self.args.algo)
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(range(self.args.seed, self.args.seed + self.args.num_seeds))
+
+
+def resolve(args: Args, num_devices: int = 1, run_seed_steps: Optional[int] = None) -> RunSpec:
+    """`args` (preset applied) -> the run's RunSpec on `num_devices` data-parallel devices; ConfigError (or
+    envs' EnvError for an unknown task) with one line naming the first setting that cannot run.
 
     `run_seed_steps`: on --resume, the seed steps the run was started with; they stay the run's (unless
     --seed_steps is given) even where the default rule has changed since."""
-    args = resolve_args(args)
-    for name in ("total_timesteps", "num_envs", "action_repeat", "eval_every", "log_every", "buffer_size",
-                 "checkpoint_every"):
-        if getattr(args, name) <= 0:
-            raise ConfigError(f"--{name} must be positive, got {getattr(args, name)}")
-    if args.eval_episodes < 0:
-        raise ConfigError(f"--eval_episodes must be >= 0, got {args.eval_episodes}")
-    if args.utd <= 0:
-        raise ConfigError(f"--utd must be positive, got {args.utd}")
-    updates = args.utd * args.num_envs
-    if abs(updates - round(updates)) > 1e-6:
-        raise ConfigError(f"--utd x --num_envs must be a whole number of updates per iteration, got {updates:g}")
-    n, env_per_iter = args.num_envs, args.num_envs * args.action_repeat
+    from anakin_tdmpc import envs
+
+    _check_flags(args)
+    algo = agent_class(args.algo)
+    task = envs.canonical_task_name(args.task)
+    domain = envs.domain(task)
+    action_repeat = args.action_repeat or envs.task_action_repeat(task) or algo.default_action_repeat(domain)
+    episode_length = args.episode_length or envs.default_episode_length(action_repeat)
+    cfg = agent_config(algo, domain, args)
+    schedule = _schedule(args, cfg, action_repeat, episode_length, run_seed_steps)
+    for flag, value in (("--num_envs", args.num_envs), ("--batch_size", cfg.batch_size)):
+        if value % num_devices:
+            raise ConfigError(f"{flag} {value} must be divisible by the {num_devices} devices")
+    return RunSpec(args=args, task=task, action_repeat=action_repeat, episode_length=episode_length,
+                   agent_config=cfg, schedule=schedule, num_devices=num_devices,
+                   envs_per_device=args.num_envs // num_devices, batch_per_device=cfg.batch_size // num_devices,
+                   buffer_per_device=-(-schedule.buffer_capacity // num_devices))
+
+
+# Args fields that set a field of the same name in some agent's Config (the agent-specific flags)
+_AGENT_FIELDS = {f.name for agent in AGENTS.values() for f in dataclasses.fields(agent.Config)}
+
+
+def agent_config(algo: type, domain: str, args: Args):
+    """The algorithm's Config: its base for the domain (model size, per-domain defaults), then every flag
+    given that names one of its Config fields, checked by its `validate`. A flag that only another algorithm
+    has is refused."""
+    base = algo.base_config(domain, args)
+    own = {f.name for f in dataclasses.fields(algo.Config)}
+    defaults, values = Args(), {}
+    for field in dataclasses.fields(Args):
+        value = getattr(args, field.name)
+        if field.name in own:
+            if value is not None:
+                values[field.name] = value
+        elif field.name in _AGENT_FIELDS and value != getattr(defaults, field.name):
+            others = [name for name, a in AGENTS.items() if field.name in {f.name for f in dataclasses.fields(a.Config)}]
+            raise ConfigError(f"--{field.name} applies to {' and '.join(others)} only")
+    return dataclasses.replace(base, **values).validate()
+
+
+def default_seed_steps(algo: str, episode_length: int, num_envs: int, horizon: int) -> int:
+    """Agent steps of random actions, summed over envs: the official single-env trainer's amount (tdmpc2
+    max(1000, 5 x episode length); tdmpc 5000), the same number of env steps at any num_envs, or
+    num_envs x (horizon + 1) if that is more (every env must hold one training window). Letting every env
+    finish a whole episode first (num_envs x episode length) was measured worse at equal env steps at 16 envs
+    on cartpole-swingup and walker-walk (docs/cli.md: Step accounting)."""
+    return max(agent_class(algo).single_env_seed_steps(episode_length), num_envs * (horizon + 1))
+
+
+def _schedule(args: Args, cfg, action_repeat: int, episode_length: int, run_seed_steps: Optional[int]) -> Schedule:
+    """The loop's iteration counts from the env-step budgets, checked to leave learning and a training window."""
+    n, env_per_iter, horizon = args.num_envs, args.num_envs * action_repeat, cfg.horizon
     total_iters = math.ceil(args.total_timesteps / env_per_iter)
-    if args.seed_steps is not None:
-        seed_steps = args.seed_steps
-    elif run_seed_steps is not None:
-        seed_steps = run_seed_steps
-    else:
-        seed_steps = default_seed_steps(args.algo, episode_length, args.num_envs, horizon)
-    if seed_steps <= 0:
-        raise ConfigError(f"--seed_steps must be positive, got {seed_steps}")
+    seed_steps = args.seed_steps or run_seed_steps or default_seed_steps(args.algo, episode_length, n, horizon)
     if seed_steps >= total_iters * n:
         raise ConfigError(
             f"--total_timesteps {args.total_timesteps} leaves no learning after {seed_steps} seed steps "
-            f"({seed_steps * args.action_repeat} env steps); raise it or lower --seed_steps"
-        )
+            f"({seed_steps * action_repeat} env steps); raise it or lower --seed_steps")
     capacity = min(args.buffer_size, total_iters * n)
     rows = math.ceil(capacity / n)
     # a sample needs a whole window of horizon+1 steps inside one episode and inside the buffer
@@ -403,19 +349,14 @@ def make_schedule(args: Args, episode_length: int, horizon: int, run_seed_steps:
     if rows < horizon + 1 or seed_steps // n < horizon + 1:
         raise ConfigError(
             f"the buffer cannot hold a training window: {rows} rows per env (buffer {capacity}, seeding "
-            f"{seed_steps // n} steps per env) for horizon+1 = {horizon + 1}; raise --buffer_size or --seed_steps"
-        )
-    if args.batch_size > capacity:
-        raise ConfigError(f"--batch_size {args.batch_size} is larger than the replay buffer ({capacity} transitions)")
+            f"{seed_steps // n} steps per env) for horizon+1 = {horizon + 1}; raise --buffer_size or --seed_steps")
+    if cfg.batch_size > capacity:
+        raise ConfigError(f"--batch_size {cfg.batch_size} is larger than the replay buffer ({capacity} transitions)")
     return Schedule(
-        agent_steps_per_iter=n,
-        env_steps_per_iter=env_per_iter,
-        total_iters=total_iters,
-        seed_steps=seed_steps,
-        pretrain_updates=seed_steps,
-        updates_per_iter=int(round(updates)),
-        # a chunk (one compiled call: no eval, checkpoint or Ctrl-C in between) spans at most the shortest of
-        # the log, eval and checkpoint periods, so none of them can stretch to the whole run
-        iters_per_chunk=max(1, min(args.log_every, args.eval_every, args.checkpoint_every) // env_per_iter),
+        agent_steps_per_iter=n, env_steps_per_iter=env_per_iter, total_iters=total_iters, seed_steps=seed_steps,
+        pretrain_updates=seed_steps, updates_per_iter=int(round(args.utd * n)),
+        # a log period spans at most the shortest of the log, eval and checkpoint periods, so none of them can
+        # stretch to the whole run
+        iters_per_period=max(1, min(args.log_every, args.eval_every, args.checkpoint_every) // env_per_iter),
         buffer_capacity=capacity,
     )

@@ -21,6 +21,8 @@ from typing import Optional
 
 import numpy as np
 
+from anakin_tdmpc.errors import EvalError
+
 
 @dataclasses.dataclass
 class EvalArgs:
@@ -38,19 +40,16 @@ class EvalArgs:
     """random seed of the episodes (default: the run's --seed)"""
 
 
-class EvalError(Exception):
-    """A run or checkpoint that cannot be evaluated; one line for `error: ...`."""
-
-
 def _saved_args(run_dir: str):
     from anakin_tdmpc.config import Args
+    from anakin_tdmpc.session.checkpoint import saved_flags
 
     path = os.path.join(run_dir, "config.json")
     if not os.path.isdir(run_dir):
         raise EvalError(f"no run dir {run_dir}")
     try:
         with open(path) as f:
-            saved = json.load(f)["args"]
+            saved = saved_flags(json.load(f))
     except FileNotFoundError:
         raise EvalError(f"{run_dir} holds no run (no config.json)") from None
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -68,7 +67,8 @@ def load_agent(run_dir: str, step: Optional[int] = None):
     EvalError if it cannot."""
     import jax
 
-    from anakin_tdmpc.build import build
+    from anakin_tdmpc.build import assemble
+    from anakin_tdmpc.config import resolve
     from anakin_tdmpc.session import checkpoint
 
     args = _saved_args(run_dir)
@@ -88,7 +88,7 @@ def load_agent(run_dir: str, step: Optional[int] = None):
         reader.close()
     seed_steps = meta.get("config", {}).get("schedule", {}).get("seed_steps")
     try:
-        env, agent, loop, _ = build(args, 1, run_seed_steps=seed_steps)
+        env, agent, loop = assemble(resolve(args, 1, run_seed_steps=seed_steps))
     except ValueError as e:
         raise EvalError(str(e)) from None
     # the checkpoint's agent leaves are the first ones of the carry, each [S, ...] (one copy for all devices)
@@ -163,7 +163,7 @@ def _videos(run_dir: str, env, step: int, result) -> list[str]:
 
 
 def main(argv=None) -> None:
-    from anakin_tdmpc.config import ConfigError, parse_flags
+    from anakin_tdmpc.cli import ConfigError, parse_flags
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

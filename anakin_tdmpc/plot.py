@@ -23,6 +23,7 @@ import numpy as np
 import tyro
 
 from anakin_tdmpc import reference
+from anakin_tdmpc.errors import PlotError
 
 REPS = 2000  # bootstrap resamples per confidence interval
 
@@ -41,10 +42,6 @@ class PlotArgs:
     """env steps of the printed table"""
     group_by: Annotated[tuple[str, ...], tyro.conf.arg(metavar="FLAG...", help_behavior_hint="(default: none)")] = ()
     """flags whose values split a task's runs into groups, e.g. lr or num_envs"""
-
-
-class PlotError(Exception):
-    """Runs that cannot be plotted; one line for `error: ...`."""
 
 
 @dataclasses.dataclass
@@ -264,7 +261,7 @@ def plot(groups: dict, path: str) -> None:
 
 
 def main(argv=None) -> str:
-    from anakin_tdmpc.config import ConfigError, parse_flags
+    from anakin_tdmpc.cli import ConfigError, parse_flags
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

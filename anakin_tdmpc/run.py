@@ -17,7 +17,8 @@ def _fail(message: str, code: int = 2) -> None:
 def parse_args(argv=None):
     """Parse flags with tyro, then fill the flags not given from --preset; a parsing error becomes one
     `error: ...` line and exit code 2."""
-    from anakin_tdmpc.config import Args, ConfigError, apply_preset, explicit_flags, parse_flags
+    from anakin_tdmpc.cli import explicit_flags, parse_flags
+    from anakin_tdmpc.config import Args, ConfigError, apply_preset
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if "-h" in argv or "--help" in argv:

@@ -1,5 +1,5 @@
-"""Flag resolution (anakin_tdmpc/config.py): per-domain defaults of TD-MPC as its official configs set them,
-and the seeding rule for N parallel envs."""
+"""Flag resolution (anakin_tdmpc/config.py: resolve -> RunSpec): per-domain defaults of TD-MPC as its official
+configs set them, the seeding rule for N parallel envs, device shares, presets."""
 
 from __future__ import annotations
 
@@ -31,9 +31,13 @@ TDMPC_BY_DOMAIN = {
 
 
 def _tdmpc(task, **flags):
-    args = config.resolve_args(Args(algo="tdmpc", task=task, **flags))
-    cfg = config.agent_config(args)
-    return args.action_repeat, cfg.iterations, cfg.latent_dim, cfg.batch_size, cfg.lr
+    spec = config.resolve(Args(algo="tdmpc", task=task, **flags))
+    cfg = spec.agent_config
+    return spec.action_repeat, cfg.iterations, cfg.latent_dim, cfg.batch_size, cfg.lr
+
+
+def _schedule(**flags):
+    return config.resolve(Args(task="cheetah-run", **flags)).schedule
 
 
 @pytest.mark.parametrize("task", sorted(TDMPC_BY_DOMAIN))
@@ -47,9 +51,9 @@ def test_explicit_flags_win_over_domain_defaults_and_domain_over_generic():
         4, 3, 64, 256, 1e-3)
     assert _tdmpc("dog-walk", num_samples=64)[3] == 2048  # an unrelated flag leaves the dog's batch alone
     # the domain values are tdmpc's: tdmpc2 on dog keeps its own defaults
-    args = config.resolve_args(Args(task="dog-run"))
-    cfg = config.agent_config(args)
-    assert (args.action_repeat, args.batch_size, cfg.lr, cfg.latent_dim) == (2, 256, 3e-4, 512)
+    spec = config.resolve(Args(task="dog-run"))
+    cfg = spec.agent_config
+    assert (spec.action_repeat, cfg.batch_size, cfg.lr, cfg.latent_dim) == (2, 256, 3e-4, 512)
 
 
 @pytest.mark.parametrize(
@@ -67,38 +71,37 @@ def test_explicit_flags_win_over_domain_defaults_and_domain_over_generic():
 def test_default_seed_steps_are_the_single_env_trainers(algo, num_envs, episode_length, expected):
     horizon = 3 if algo == "tdmpc2" else 5
     assert config.default_seed_steps(algo, episode_length, num_envs, horizon) == expected
-    schedule = config.make_schedule(
-        Args(algo=algo, task="cheetah-run", num_envs=num_envs, total_timesteps=10**7, action_repeat=2),
-        episode_length, horizon)
+    schedule = _schedule(algo=algo, num_envs=num_envs, total_timesteps=10**7, action_repeat=2,
+                         episode_length=episode_length)
     assert schedule.seed_steps == expected and schedule.pretrain_updates == expected
     assert schedule.seed_steps // num_envs >= horizon + 1  # a training window in every env
 
 
 def test_seed_steps_flag_overrides_the_rule():
-    schedule = config.make_schedule(Args(num_envs=16, total_timesteps=10**6, seed_steps=8000), 500, 3)
+    schedule = _schedule(num_envs=16, total_timesteps=10**6, seed_steps=8000)
     assert schedule.seed_steps == 8000 and schedule.pretrain_updates == 8000
 
 
 def test_budget_shorter_than_seeding_is_refused_with_the_numbers():
     with pytest.raises(config.ConfigError, match="2500 seed steps"):
-        config.make_schedule(Args(num_envs=16, total_timesteps=4_000), 500, 3)
+        _schedule(num_envs=16, total_timesteps=4_000)
 
 
 def test_a_resumed_run_keeps_the_seed_steps_it_started_with():
     args = Args(num_envs=16, total_timesteps=10**6)
-    assert config.make_schedule(args, 500, 3).seed_steps == 2500
-    assert config.make_schedule(args, 500, 3, run_seed_steps=8000).seed_steps == 8000  # a run from older code
+    assert config.resolve(args).schedule.seed_steps == 2500
+    assert config.resolve(args, run_seed_steps=8000).schedule.seed_steps == 8000  # a run from older code
     explicit = Args(num_envs=16, total_timesteps=10**6, seed_steps=4000)
-    assert config.make_schedule(explicit, 500, 3, run_seed_steps=8000).seed_steps == 4000
+    assert config.resolve(explicit, run_seed_steps=8000).schedule.seed_steps == 4000
 
 
 def test_a_chunk_never_spans_more_than_the_eval_or_checkpoint_period():
     # 16 envs x action repeat 2 = 32 env steps per iteration
-    schedule = lambda **kw: config.make_schedule(Args(num_envs=16, total_timesteps=10**6, **kw), 500, 3)  # noqa: E731
-    assert schedule().iters_per_chunk == 10_000 // 32  # --log_every decides by default
-    assert schedule(log_every=10**9).iters_per_chunk == 100_000 // 32  # not the whole run: the eval period
-    assert schedule(log_every=10**9, eval_every=50_000, checkpoint_every=3200).iters_per_chunk == 100
-    assert schedule(log_every=8).iters_per_chunk == 1
+    schedule = lambda **kw: _schedule(num_envs=16, total_timesteps=10**6, **kw)  # noqa: E731
+    assert schedule().iters_per_period == 10_000 // 32  # --log_every decides by default
+    assert schedule(log_every=10**9).iters_per_period == 100_000 // 32  # not the whole run: the eval period
+    assert schedule(log_every=10**9, eval_every=50_000, checkpoint_every=3200).iters_per_period == 100
+    assert schedule(log_every=8).iters_per_period == 1
 
 
 # ------------------------------------------------------------------------------------------ presets
@@ -149,5 +152,46 @@ def test_help_lists_every_preset_value():
 
 
 def test_explicit_flags():
-    assert config.explicit_flags(["--num_envs", "8", "--lr=1e-3", "--no_planner_bf16", "--task", "x", "8"]) == {
+    from anakin_tdmpc.cli import explicit_flags
+
+    assert explicit_flags(["--num_envs", "8", "--lr=1e-3", "--no_planner_bf16", "--task", "x", "8"]) == {
         "num_envs", "lr", "planner_bf16", "task"}
+
+
+# ---------------------------------------------------------------------------------------- the spec
+
+
+def test_the_spec_holds_each_devices_share_and_refuses_uneven_ones():
+    spec = config.resolve(Args(task="cheetah-run", num_envs=16, batch_size=256, buffer_size=1001), num_devices=4)
+    assert (spec.num_devices, spec.envs_per_device, spec.batch_per_device) == (4, 4, 64)
+    assert spec.agent_config.batch_size == 256 and spec.buffer_per_device == 251  # ceil(1001 / 4)
+    with pytest.raises(config.ConfigError, match="--num_envs 16 must be divisible by the 3 devices"):
+        config.resolve(Args(num_envs=16), num_devices=3)
+    with pytest.raises(config.ConfigError, match="--batch_size 250 must be divisible by the 4 devices"):
+        config.resolve(Args(num_envs=16, batch_size=250), num_devices=4)
+
+
+@pytest.mark.parametrize("flag", ["horizon", "iterations", "num_samples", "latent_dim", "lr", "seed_steps",
+                                  "episode_length", "action_repeat", "eval_every", "buffer_size"])
+def test_every_flag_is_checked_once_with_one_line(flag):
+    with pytest.raises(config.ConfigError) as info:
+        config.resolve(Args(**{flag: 0}))
+    assert str(info.value) == f"--{flag} must be positive, got 0"
+
+
+def test_tdmpc_num_samples_counts_the_policy_sequences_as_tdmpc2s_does():
+    # the official TD-MPC: 512 Gaussian sequences + int(0.05 x 512) = 25 policy sequences in each MPPI iteration
+    paper = config.resolve(Args(algo="tdmpc")).agent_config
+    assert (paper.num_samples, paper.num_pi_trajs) == (537, 25)
+    small = config.resolve(config.apply_preset(Args(algo="tdmpc", preset="cpu-small"))).agent_config
+    assert (small.num_samples, small.num_pi_trajs) == (67, 3)  # 64 Gaussian + int(0.05 x 64)
+    # a run recorded before (format 1: --num_samples counted the Gaussian sequences only) resumes as the same run
+    old = {"algo": "tdmpc", "num_samples": 64, "num_pi_trajs": None}
+    assert config.upgrade_saved_args(old, 1)["num_samples"] == 67
+    assert config.upgrade_saved_args({**old, "num_pi_trajs": 2}, 1)["num_samples"] == 66
+    assert config.upgrade_saved_args(old, config.CONFIG_FORMAT) == old
+    assert config.upgrade_saved_args({**old, "algo": "tdmpc2"}, 1) == {**old, "algo": "tdmpc2"}
+    # for every Gaussian count g, the new default g + g // 20 total keeps int(0.05 g) policy sequences
+    for g in range(1, 2000):
+        total = g + int(0.05 * g)
+        assert config.resolve(Args(algo="tdmpc", num_samples=total, num_elites=1)).agent_config.num_pi_trajs == int(0.05 * g)

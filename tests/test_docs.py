@@ -81,7 +81,7 @@ def _parse_run(argv):
 
 def _parse_flags(module: str, name: str, kinds: dict):
     def parse(argv):
-        from anakin_tdmpc.config import ConfigError, parse_flags
+        from anakin_tdmpc.cli import ConfigError, parse_flags
 
         try:
             return parse_flags(getattr(importlib.import_module(module), name), argv, module, kinds)

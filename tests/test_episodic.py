@@ -9,7 +9,7 @@ import pytest
 import point_task
 from anakin_tdmpc import envs
 from anakin_tdmpc.build import build
-from anakin_tdmpc.config import Args, resolve_args
+from anakin_tdmpc.config import Args, resolve
 from anakin_tdmpc.loop import replay
 
 envs.register("falling", point_task.make_episodic_env)
@@ -122,8 +122,8 @@ def test_env_with_a_non_bool_episodic_is_refused():
 def test_brax_task_names_defaults_and_terminations():
     assert envs.canonical_task_name("brax/inverted-pendulum") == "brax/inverted_pendulum"
     assert envs.TASK_SOURCES["brax/hopper"] == "brax"
-    args = resolve_args(Args(task="brax/hopper", algo="tdmpc"))
-    assert args.action_repeat == 1 and envs.domain("brax/hopper") == ""
+    spec = resolve(Args(task="brax/hopper", algo="tdmpc"))
+    assert spec.action_repeat == 1 and envs.domain("brax/hopper") == ""
     env = envs.make_env("brax/inverted_pendulum", action_repeat=1)
     assert (env.obs_dim, env.action_dim, env.episode_length, env.episodic) == (4, 1, 1000, True)
     assert env.ctrl_range == ((-3.0, 3.0),)  # the agent's [-1, 1] spans the motor's whole range

@@ -14,7 +14,7 @@ from anakin_tdmpc import config
 from anakin_tdmpc.loop.replay import Batch
 from anakin_tdmpc.agents.tdmpc import TDMPC, TDMPCConfig, linear_schedule, planning_horizon, std_floor
 
-TINY = TDMPCConfig(latent_dim=8, enc_dim=32, mlp_dim=32, num_samples=64, num_elites=8, num_pi_trajs=4,
+TINY = TDMPCConfig(latent_dim=8, enc_dim=32, mlp_dim=32, num_samples=68, num_elites=8, num_pi_trajs=4,
                    iterations=3, batch_size=16)
 END = 10**6  # an agent step where both schedules have finished
 ALGO = TDMPC(TINY, obs_dim=5, action_dim=2, episode_length=500)
@@ -101,7 +101,7 @@ def test_planner_momentum_keeps_a_tenth_of_the_old_mean():
     mean is 0.1 * warm start + 0.9 * best on the rows inside the planning horizon, 0 beyond it."""
     prev = jnp.array([[[0.9, 0.9], [0.1, 0.2], [0.3, 0.4], [0.5, 0.6], [0.7, 0.8]]])  # [1, H=5, A=2]
     warm = jnp.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6], [0.7, 0.8], [0.0, 0.0]])  # shifted by one
-    cfg = dataclasses.replace(TINY, num_samples=16, num_pi_trajs=4, num_elites=4, iterations=1)
+    cfg = dataclasses.replace(TINY, num_samples=20, num_pi_trajs=4, num_elites=4, iterations=1)
     algo = KnownModel(cfg, obs_dim=5, action_dim=2, episode_length=500)
     agent = algo.init(jax.random.key(0))
     act = jax.jit(lambda step: algo.act(agent, jnp.zeros((1, 5)), prev, jax.random.key(3), True, step))
@@ -217,7 +217,7 @@ def test_update_lowers_the_loss_and_target_ema_every_two_updates():
 
 
 def test_cli_defaults_for_tdmpc():
-    resolve = lambda **kw: config.resolve_args(config.Args(algo="tdmpc", **kw))  # noqa: E731
+    resolve = lambda **kw: config.resolve(config.Args(algo="tdmpc", **kw))  # noqa: E731
     assert resolve(task="cartpole-swingup").action_repeat == 8
     assert resolve(task="walker-walk").action_repeat == 2
     assert resolve(task="finger-spin").action_repeat == 2
@@ -225,22 +225,22 @@ def test_cli_defaults_for_tdmpc():
     assert resolve(task="cheetah-run").action_repeat == 4
     assert resolve(task="cup-catch").action_repeat == 4
     assert resolve(task="cartpole-swingup", action_repeat=3).action_repeat == 3  # explicit flag wins
-    args = resolve(task="cheetah-run")
-    assert args.batch_size == 512 and args.seed_steps is None  # seed steps: make_schedule (tests/test_config.py)
-    tdmpc2 = config.resolve_args(config.Args(task="cartpole-swingup"))
-    assert tdmpc2.action_repeat == 2 and tdmpc2.batch_size == 256 and tdmpc2.seed_steps is None
-    cfg = config.agent_config(config.Args(algo="tdmpc"))
+    spec = resolve(task="cheetah-run")
+    assert spec.agent_config.batch_size == 512 and spec.schedule.seed_steps == 5000
+    tdmpc2 = config.resolve(config.Args(task="cartpole-swingup"))
+    assert tdmpc2.action_repeat == 2 and tdmpc2.agent_config.batch_size == 256 and tdmpc2.schedule.seed_steps == 2500
+    cfg = config.resolve(config.Args(algo="tdmpc")).agent_config
     assert (cfg.latent_dim, cfg.enc_dim, cfg.mlp_dim, cfg.horizon) == (50, 256, 512, 5)
     assert (cfg.batch_size, cfg.lr, cfg.discount) == (512, 1e-3, 0.99)
-    assert (cfg.num_samples, cfg.num_pi_trajs, cfg.num_elites, cfg.iterations) == (512, 25, 64, 6)
-    humanoid = config.agent_config(config.Args(algo="tdmpc", task="humanoid-run"))
+    assert (cfg.num_samples, cfg.num_pi_trajs, cfg.num_elites, cfg.iterations) == (537, 25, 64, 6)
+    humanoid = config.resolve(config.Args(algo="tdmpc", task="humanoid-run")).agent_config
     assert humanoid.latent_dim == 100 and humanoid.iterations == 12
-    small = config.agent_config(config.Args(algo="tdmpc", num_samples=64, latent_dim=20, lr=3e-4))
+    small = config.resolve(config.Args(algo="tdmpc", num_samples=67, latent_dim=20, lr=3e-4)).agent_config
     assert (small.num_pi_trajs, small.latent_dim, small.lr) == (3, 20, 3e-4)
     with pytest.raises(config.ConfigError, match="tdmpc2 only"):
-        config.agent_config(config.Args(algo="tdmpc", num_q=5))
+        config.resolve(config.Args(algo="tdmpc", num_q=5)).agent_config
     with pytest.raises(config.ConfigError, match="TD-MPC2 preset"):
-        config.agent_config(config.Args(algo="tdmpc", model_size=1))
+        config.resolve(config.Args(algo="tdmpc", model_size=1)).agent_config
 
 
 # ------------------------------------------------------------------------------------------ fused loop
@@ -252,8 +252,8 @@ def test_fused_loop_with_prioritized_replay():
     from anakin_tdmpc.loop.fused import FusedLoop
 
     cfg = dataclasses.replace(TINY, num_samples=8, num_elites=2, num_pi_trajs=None, iterations=1, batch_size=8)
-    algo = TDMPC(cfg, PointEnv.obs_dim, PointEnv.action_dim, PointEnv.episode_length)
-    assert algo.cfg.num_pi_trajs == 0  # int(0.05 * 8)
+    algo = TDMPC(cfg.validate(), PointEnv.obs_dim, PointEnv.action_dim, PointEnv.episode_length)
+    assert algo.cfg.num_pi_trajs == 0  # 8 // 21
     loop = FusedLoop(algo, PointEnv(), num_envs=4, buffer_capacity=2000, seed_steps=40, updates_per_iter=4,
                   pretrain_updates=40)
     carry = loop.init(jax.random.key(0))

@@ -4,14 +4,19 @@ algorithm. An algorithm is one class in one file of this package that satisfies 
 
 Set-up (class level, before any env exists):
     Config                    frozen dataclass of every tunable; each field that is also an `Args` field is
-                              set from the command line when given (config.agent_config)
+                              set from the command line when given (config.agent_config). Fields every
+                              Config has: horizon and batch_size (read by the loop), episodic (whether the
+                              task terminates); the build sets two: batch_size to one device's share and
+                              episodic from the env (build.assemble). validate() -> the Config with its
+                              derived defaults filled, or ConfigError; config.resolve calls it once
     PRESETS                   --preset name -> Args values for this algorithm ("paper" is {})
     base_config(domain, args) the Config before command-line overrides: model size, per-domain defaults
     default_action_repeat(domain), single_env_seed_steps(episode_length)
 
 The run (instance level; every method a pure function of arrays, safe under jit / vmap / shard_map):
-    agent(cfg, obs_dim, action_dim, episode_length, axis_name)   axis_name: the data-parallel device axis
-                              over which `update` averages gradients (None on one device)
+    agent(cfg, obs_dim, action_dim, episode_length, axis_name)   cfg: a validated Config; axis_name: the
+                              data-parallel device axis over which `update` averages gradients (None on one
+                              device)
     init(rng) -> state        parameters, targets, optimiser states
     act(state, obs [N, D], plan_mean [N, H, A], rng, eval_mode, agent_steps) -> (action [N, A], plan_mean)
                               agent_steps: the run's agent steps so far, for algorithms with step schedules
@@ -30,9 +35,7 @@ from typing import Any, ClassVar, NamedTuple, Optional, Protocol
 
 import jax
 
-
-class ConfigError(ValueError):
-    """A bad setting; the CLI prints its one-line message and exits with code 2."""
+from anakin_tdmpc.errors import ConfigError
 
 
 class Prioritization(NamedTuple):
@@ -71,9 +74,3 @@ class Agent(Protocol):
 
     def update(self, state: Any, batch: Any, rng: jax.Array) -> tuple[Any, dict, Optional[jax.Array]]: ...
 
-
-def check_positive(cfg: Any, names: tuple[str, ...]) -> None:
-    """ConfigError naming the first of `names` that is not a positive number in `cfg`."""
-    for name in names:
-        if getattr(cfg, name) <= 0:
-            raise ConfigError(f"--{name} must be positive, got {getattr(cfg, name)}")

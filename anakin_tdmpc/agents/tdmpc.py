@@ -4,8 +4,8 @@
                (Linear -> LayerNorm -> Tanh -> Linear -> ELU -> Linear), deterministic tanh policy pi(z);
                ELU MLPs, orthogonal init, reward and Q output layers zero-initialised; a target copy of
                the whole model (encoder included) follows by EMA (tau 0.01) every `update_freq` = 2 updates
-  planning     MPPI in latent space: `num_samples` Gaussian sequences plus `num_pi_trajs` (5%) policy
-               rollouts, elites refit the mean / std with temperature 0.5 and momentum 0.1 on the mean,
+  planning     MPPI in latent space: `num_samples` sequences, of which `num_pi_trajs` are policy rollouts
+               (the official 512 Gaussian sequences plus 5% of that from the policy: 537 = 512 + 25), elites refit the mean / std with temperature 0.5 and momentum 0.1 on the mean,
                warm-started from the previous step's mean shifted by one
   learning     one update = model losses (consistency against the *target* encoder, reward MSE, value MSE
                against a TD target from min(target Q1, Q2)) on a latent rollout of H = 5 steps with rho^t
@@ -54,7 +54,8 @@ import jax.numpy as jnp
 import optax
 
 from anakin_tdmpc.agents import layers, mppi
-from anakin_tdmpc.agents.base import ConfigError, Prioritization, check_positive
+from anakin_tdmpc.agents.base import Prioritization
+from anakin_tdmpc.errors import ConfigError
 
 # Per-domain defaults: every value of the official cfgs/tasks/*.yaml (cartpole, walker, humanoid, dog; 4 is
 # default.yaml's action repeat) plus the paper's action repeat 2 for finger (the official repository has no
@@ -96,10 +97,11 @@ class TDMPCConfig:
     # planning
     horizon: int = 5  # training horizon = maximum planning horizon
     iterations: int = 6
-    num_samples: int = 512  # Gaussian sequences; the policy sequences come on top
+    # all sequences of an MPPI iteration, the policy's included (as TD-MPC2's flag): the official code's 512
+    # Gaussian sequences plus its mixture_coef 0.05 of them from the policy, 512 + 25
+    num_samples: int = 537
     num_elites: int = 64
-    mixture_coef: float = 0.05
-    num_pi_trajs: Optional[int] = None  # default int(mixture_coef * num_samples) = 25
+    num_pi_trajs: Optional[int] = None  # default num_samples // 21: 5% of the Gaussian ones, rounded down (25)
     temperature: float = 0.5
     momentum: float = 0.1
     min_std: float = 0.05  # policy noise, and the end of the std schedule
@@ -107,19 +109,17 @@ class TDMPCConfig:
     std_start: float = 0.5  # std schedule linear(std_start -> min_std over schedule_steps)
     schedule_steps: int = 25_000  # agent steps of both linear schedules
     pi_noise_clip: float = 0.3
+    # the task terminates (set by the build from the task; TD-MPC has no termination model, its TD targets stop
+    # at the terminal observations the replay marks)
+    episodic: bool = False
 
     def validate(self) -> "TDMPCConfig":
         """ConfigError for a setting the algorithm cannot run with; else the config with num_pi_trajs set."""
-        check_positive(self, ("horizon", "iterations", "num_samples", "num_elites", "enc_dim", "mlp_dim",
-                              "latent_dim", "batch_size"))
-        if self.lr <= 0:
-            raise ConfigError(f"--lr must be positive, got {self.lr}")
-        num_pi_trajs = self.num_pi_trajs if self.num_pi_trajs is not None else int(self.mixture_coef * self.num_samples)
-        if num_pi_trajs < 0:
-            raise ConfigError(f"--num_pi_trajs must be >= 0, got {num_pi_trajs}")
-        if self.num_elites > self.num_samples + num_pi_trajs:
-            raise ConfigError(f"--num_elites ({self.num_elites}) must not exceed the {self.num_samples + num_pi_trajs} "
-                              "sequences (num_samples + num_pi_trajs)")
+        num_pi_trajs = self.num_samples // 21 if self.num_pi_trajs is None else self.num_pi_trajs
+        if not 0 <= num_pi_trajs < self.num_samples:
+            raise ConfigError(f"--num_pi_trajs must be in [0, num_samples), got {num_pi_trajs}")
+        if self.num_elites > self.num_samples:
+            raise ConfigError(f"--num_elites ({self.num_elites}) must not exceed --num_samples ({self.num_samples})")
         return dataclasses.replace(self, num_pi_trajs=num_pi_trajs)
 
 
@@ -191,7 +191,7 @@ class TDMPC:
     Config = TDMPCConfig
     PRESETS = {
         "paper": {},
-        "cpu-small": dict(num_envs=8, mlp_dim=128, enc_dim=128, num_samples=64, num_elites=8, iterations=3,
+        "cpu-small": dict(num_envs=8, mlp_dim=128, enc_dim=128, num_samples=67, num_elites=8, iterations=3,
                           batch_size=64),
     }
 
@@ -214,7 +214,7 @@ class TDMPC:
 
     def __init__(self, cfg: TDMPCConfig, obs_dim: int, action_dim: int, episode_length: int,
                  axis_name: str | None = None):
-        self.cfg = cfg.validate()
+        self.cfg = cfg
         # data-parallel training: gradients are averaged over this device axis
         self.axis_name = axis_name
         self.obs_dim, self.action_dim, self.episode_length = obs_dim, action_dim, episode_length
@@ -308,12 +308,12 @@ class TDMPC:
         # warm start: previous mean shifted by one step (zeros at an episode start / beyond the horizon)
         mean = jnp.where(active, jnp.concatenate([prev_mean[1:], jnp.zeros((1, A))], axis=0), 0.0)
         std = jnp.full((H, A), cfg.max_std)
-        zs = jnp.broadcast_to(z, (cfg.num_samples + cfg.num_pi_trajs, z.shape[-1]))
+        zs = jnp.broadcast_to(z, (cfg.num_samples, z.shape[-1]))
 
         def mppi_iteration(carry, key):
             mean, std = carry
             k_sample, k_value = jax.random.split(key)
-            noise = jax.random.normal(k_sample, (H, cfg.num_samples, A))
+            noise = jax.random.normal(k_sample, (H, cfg.num_samples - cfg.num_pi_trajs, A))
             sampled = jnp.clip(mean[:, None] + std[:, None] * noise, -1.0, 1.0)
             actions = jnp.concatenate([sampled, pi_actions], axis=1)
             value = jnp.nan_to_num(self.estimate_value(params, zs, actions, horizon, k_value))

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import optax
 
 from anakin_tdmpc.agents import layers, mppi
-from anakin_tdmpc.agents.base import ConfigError, check_positive
+from anakin_tdmpc.errors import ConfigError
 
 # Model sizes (--model_size, millions of parameters): encoder width, MLP width, latent size, encoder layers,
 # Q-functions; from the paper's appendix and the official config.
@@ -99,10 +99,6 @@ class TDMPC2Config:
 
     def validate(self) -> "TDMPC2Config":
         """ConfigError for a setting the algorithm cannot run with; else the config itself."""
-        check_positive(self, ("horizon", "iterations", "num_samples", "num_elites", "enc_dim", "mlp_dim",
-                              "latent_dim", "num_enc_layers", "batch_size"))
-        if self.lr <= 0:
-            raise ConfigError(f"--lr must be positive, got {self.lr}")
         if self.latent_dim % self.simnorm_dim:
             raise ConfigError(f"--latent_dim must be a multiple of {self.simnorm_dim}, got {self.latent_dim}")
         if self.num_q < 2:
@@ -197,7 +193,6 @@ class TDMPC2:
 
     def __init__(self, cfg: TDMPC2Config, obs_dim: int, action_dim: int, episode_length: int,
                  axis_name: str | None = None):
-        cfg.validate()
         self.cfg = cfg
         # data-parallel training: gradients and the Q scale statistic are averaged over this device axis
         self.axis_name = axis_name

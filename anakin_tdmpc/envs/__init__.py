@@ -25,6 +25,7 @@ from anakin_tdmpc.envs.registry import (
     domain,
     make_env,
     register,
+    task_action_repeat,
 )
 from anakin_tdmpc.envs.wrapper import Env, EnvState, StepOut
 
@@ -44,4 +45,5 @@ __all__ = [
     "domain",
     "make_env",
     "register",
+    "task_action_repeat",
 ]

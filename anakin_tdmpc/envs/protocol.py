@@ -11,9 +11,7 @@ from typing import Any
 
 import jax
 
-
-class EnvError(ValueError):
-    """A task that cannot be trained: an unknown name, or an env that breaks the protocol (one-line message)."""
+from anakin_tdmpc.errors import EnvError
 
 
 def is_positive_int(value: Any) -> bool:

@@ -17,7 +17,8 @@ from typing import Any, Callable
 import jax
 
 from anakin_tdmpc.envs import brax_tasks
-from anakin_tdmpc.envs.protocol import EnvError, check_env, is_positive_int
+from anakin_tdmpc.envs.protocol import check_env, is_positive_int
+from anakin_tdmpc.errors import EnvError, UnknownTaskError
 from anakin_tdmpc.envs.wrapper import Env
 
 OUR_TASKS: dict[str, str] = {
@@ -95,10 +96,6 @@ _DOMAIN_ALIASES: dict[str, str] = {"ball-in-cup-catch": "cup-catch"}
 _GYM_PREFIX = "dm_control/"
 _VERSION_SUFFIX = re.compile(r"-v(\d+)$")
 _VERSIONS = ("0",)  # the gymnasium/shimmy version of every DMC task
-
-
-class UnknownTaskError(EnvError):
-    """Raised for a task name that matches no supported task."""
 
 
 # Your own envs (see `register`): task name -> a function of no arguments that returns the env.

@@ -35,16 +35,13 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from anakin_tdmpc.errors import ParallelError
 from anakin_tdmpc.loop import fused
 from anakin_tdmpc.loop.episodes import EvalResult, EvalState, eval_finish, eval_start, eval_steps
 
 AXIS = "devices"
 # vmap axes of one device's carry over seeds: every leaf has a seed axis but the shared agent-step counter
 SEED_AXES = fused.Carry(agent=0, buffer=0, env_state=0, plan_mean=0, rng=0, agent_steps=None, last_return=0)
-
-
-class ParallelError(ValueError):
-    """A device / process / seed setting that cannot work; one line for the CLI's `error: ...`."""
 
 
 class Report(NamedTuple):

@@ -33,15 +33,11 @@ from typing import NamedTuple, Optional
 import jax
 import numpy as np
 
-from anakin_tdmpc.config import RUN_MANAGEMENT_FLAGS
+from anakin_tdmpc.config import RUN_MANAGEMENT_FLAGS, upgrade_saved_args
+from anakin_tdmpc.errors import CheckpointError
 
 FORMAT = 2  # 2: leaves carry leading [devices, seeds] axes (loop.parallel.Parallel.saved_view)
 DIRNAME = "checkpoints"
-
-
-
-class CheckpointError(Exception):
-    """A checkpoint that cannot be used; the message is one line, for the CLI's `error: ...`."""
 
 
 def one_line(e: BaseException, limit: int = 200) -> str:
@@ -291,7 +287,7 @@ def find_resume_point(run_dir: str, args: dict, keep: int, defaults: Optional[di
         return None
     try:
         with open(config_path) as f:
-            saved_args = json.load(f)["args"]
+            saved_args = saved_flags(json.load(f))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"--resume: cannot read {config_path} ({one_line(e)})") from None
     _check_same(saved_args, args, run_dir, defaults)
@@ -305,8 +301,13 @@ def find_resume_point(run_dir: str, args: dict, keep: int, defaults: Optional[di
         meta = checkpointer.read_meta(step)
     finally:
         checkpointer.close()
-    _check_same(meta.get("config", {}).get("args", {}), args, f"checkpoint {checkpointer.path(step)}", defaults)
+    _check_same(saved_flags(meta.get("config", {})), args, f"checkpoint {checkpointer.path(step)}", defaults)
     return ResumePoint(step, meta)
+
+
+def saved_flags(config: dict) -> dict:
+    """The flags of a config.json (or a checkpoint's copy of it), in this version's meaning."""
+    return upgrade_saved_args(config["args"], config.get("format", 1)) if "args" in config else {}
 
 
 def check_devices(meta: Optional[dict], num_devices: int, where: str) -> None:

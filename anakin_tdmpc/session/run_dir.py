@@ -9,18 +9,7 @@ import time
 
 import numpy as np
 
-
-class RunError(Exception):
-    """A run that cannot start or go on: a one-line message (printed as `error: ...` by the CLI) and the
-    process exit code (2 bad input, 3 diverged, 4 outputs unwritable, 128 + n stopped by signal n)."""
-
-    def __init__(self, message: str, exit_code: int = 2):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-class RunDirBusy(RunError):
-    """Another live process holds the run dir's lock."""
+from anakin_tdmpc.errors import RunError, RunDirBusy
 
 
 def default_run_dir(args, same_time_everywhere: bool = False) -> str:

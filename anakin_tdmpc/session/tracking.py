@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-
-class TrackingError(Exception):
-    """wandb could not start; the message is one line."""
+from anakin_tdmpc.errors import TrackingError
 
 
 class WandbTracker:

@@ -27,12 +27,13 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from anakin_tdmpc import __version__
-from anakin_tdmpc.session.run_dir import Lock, RunError
+from anakin_tdmpc.errors import OutputError, RunError
+from anakin_tdmpc.session import setup as steps
+from anakin_tdmpc.session.outputs import OUTPUT_ERROR_EXIT_CODE, Outputs, QuietOnFullDisk
+from anakin_tdmpc.session.run_dir import Lock, check_writable
 
 DIVERGED_EXIT_CODE = 3
 """Exit code when training diverged (non-finite metrics or parameters); the bad state is not saved."""
-OUTPUT_ERROR_EXIT_CODE = 4
-"""Exit code when the run's outputs could not be written (disk full, quota, I/O error) after training began."""
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR1")
 """Signals that stop a run cleanly: Ctrl-C, what SLURM / Kubernetes / cloud preemption send, SLURM's
 `--signal` warning. The running chunk (at most --max_chunk_seconds) finishes, a checkpoint is saved, the exit
@@ -104,10 +105,6 @@ def seed_columns(row: dict, key: str, values, seeds) -> None:
         row[f"{key}/seed_{seed}"] = float(value)
 
 
-class _OutputError(Exception):
-    """A checkpoint or metrics row that could not be written; the message is one line."""
-
-
 class Trainer:
     """One run: `setup()` checks, builds, restores and compiles; `run()` trains; `close()` releases."""
 
@@ -119,185 +116,113 @@ class Trainer:
     # ------------------------------------------------------------------------------------------- setup
 
     def setup(self) -> None:
-        from anakin_tdmpc.build import build
-        from anakin_tdmpc.config import ConfigError, check_finite, check_output_flags
-        from anakin_tdmpc.loop import parallel
-        from anakin_tdmpc.session.run_dir import check_writable
+        """The run's set-up as named steps; a bad setting or run dir in any of them is one RunError line."""
+        from anakin_tdmpc import config
+        from anakin_tdmpc.build import assemble
+        from anakin_tdmpc.loop.parallel import Parallel
 
         args = self.args
-        try:
-            check_finite(args)
-            check_output_flags(args)
-        except ConfigError as e:
-            raise RunError(str(e)) from None
-        check_writable(args.run_dir or "runs")
-        try:  # before anything else touches JAX's devices
-            parallel.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
-            devices = parallel.select_devices(args.num_devices)
-        except parallel.ParallelError as e:
-            raise RunError(str(e)) from None
+        with steps.one_line_errors():
+            config.check_run_management(args)
+            check_writable(args.run_dir or "runs")
+            devices = steps.devices(args)
+            self.primary = steps.is_primary()
+            resume = steps.resume_point(args, len(devices))  # None: a new run
+            render = steps.render_backend(args, self.primary)  # before MuJoCo's GL is loaded
+            self.spec = spec = config.resolve(args, len(devices), steps.run_seed_steps(resume, args))
+            self.env, self.agent, self.loop = assemble(spec)
+            self.schedule = spec.schedule
+            self.par = Parallel(self.loop, args.num_seeds, devices)
+            self.run_dir = steps.run_dir(args)
+            self.config = steps.config_record(spec, self.env, self.agent, self.loop)
+            k_init, self.k_eval = self.par.seed_keys(args.seed)  # [S] each: seed s gets the keys --seed s gets
+            memory = steps.check_memory(spec, self.par, k_init, devices)
+            self.lock = Lock(self.run_dir) if self.primary else None  # held until `close`: one process per run
+            restored = steps.restore(self.run_dir, resume, self.par, k_init, args.keep_checkpoints)
+            self.rows = steps.open_run_dir(self.run_dir, resume, self.config, self.primary)
+            self.burst_iter = -(-spec.schedule.seed_steps // spec.schedule.agent_steps_per_iter) - 1
+            self.host = HostState.restored(restored[1]["host"] if restored else {}, args.eval_every,
+                                           self.burst_iter, spec.schedule.pretrain_updates)
+            self.out = self._open_outputs(resume if restored else None, render)
+        self._start(restored, resume, k_init, memory, devices)
+
+    def _open_outputs(self, resume, render) -> Outputs:
+        """Process 0's outputs (a quiet one elsewhere), with the run's first lines."""
+        from anakin_tdmpc.session.outputs import Outputs
+
+        if not self.primary:
+            return Outputs.quiet()
+        out = Outputs.open(self.args, self.run_dir, self.config, self.spec.schedule.total_env_steps,
+                           resume.step if resume else None, self.host.wandb_id)
+        if render is not None:
+            out.start_videos(render, self.env)
+        return out
+
+    def _start(self, restored, resume, k_init, memory, devices) -> None:
+        """The first lines, the checkpointer, the carry (restored or new), the compiled programs, the guard."""
         import jax
 
-        from anakin_tdmpc.envs import EnvError
-        from anakin_tdmpc.session import checkpoint
-
-        self.primary = jax.process_index() == 0
-        self.num_devices, self.seeds = len(devices), list(range(args.seed, args.seed + args.num_seeds))
-        resume = None  # checkpoint.ResumePoint with --resume when the run dir holds a run
-        if args.resume:
-            try:
-                resume = checkpoint.find_resume_point(args.run_dir, dataclasses.asdict(args), args.keep_checkpoints,
-                                                      defaults=dataclasses.asdict(type(args)()))
-                checkpoint.check_devices(resume and resume.meta, self.num_devices, f"the checkpoint in {args.run_dir}")
-            except checkpoint.CheckpointError as e:
-                raise RunError(str(e)) from None
-        from anakin_tdmpc.session.video import choose_backend_here
-
-        render = choose_backend_here() if args.capture_video and self.primary else None  # before mujoco's GL
-        # a resumed run keeps the seeding it started with, also where the default rule has changed since
-        run_seed_steps = ((resume.meta or {}).get("config", {}).get("schedule", {}).get("seed_steps")
-                          if resume is not None and args.seed_steps is None else None)
-        try:
-            self.env, self.agent, self.loop, self.schedule = build(args, self.num_devices, run_seed_steps)
-        except (ConfigError, EnvError) as e:
-            raise RunError(str(e)) from None
-        env, agent, loop, schedule = self.env, self.agent, self.loop, self.schedule
-        self.par = par = parallel.Parallel(loop, args.num_seeds, devices)
-        from anakin_tdmpc.session.run_dir import default_run_dir
-
-        self.run_dir = run_dir = args.run_dir or default_run_dir(args, same_time_everywhere=jax.process_count() > 1)
-        self.config = {
-            "version": __version__,  # of the code that starts the run; a resumed run keeps its config.json
-            "args": dataclasses.asdict(args),
-            "algo_config": dataclasses.asdict(dataclasses.replace(agent.cfg, batch_size=agent.cfg.batch_size * self.num_devices)),
-            "task": env.name,
-            "env": {"obs_dim": env.obs_dim, "action_dim": env.action_dim, "action_repeat": env.action_repeat,
-                    "episode_length": env.episode_length, "episodic": env.episodic},
-            "discount": agent.discount,
-            "planner_iterations": agent.iterations,
-            "schedule": dataclasses.asdict(schedule),
-            "jax": {"version": jax.__version__, "backend": jax.default_backend(), "devices": len(jax.devices())},
-            "parallel": {"devices": self.num_devices, "processes": jax.process_count(), "seeds": self.seeds,
-                         "envs_per_device": loop.num_envs, "batch_per_device": agent.cfg.batch_size},
-        }
-        k_init, self.k_eval = par.seed_keys(args.seed)  # [S] each: seed s gets the keys a run with --seed s gets
-        state_bytes = par.state_bytes_per_device(k_init)
-        local = next(d for d in devices if d.process_index == jax.process_index())
-        limit = parallel.device_memory_bytes(local)
-        if limit is not None and state_bytes > limit:
-            raise RunError(f"the training state needs {state_bytes / 2**30:.1f} GiB per device ({args.num_seeds} seed(s) "
-                           f"x {loop.num_envs} envs, buffer {loop.buffer_capacity:,} per device) but a "
-                           f"{devices[0].platform} device has {limit / 2**30:.1f} GiB; lower --buffer_size, "
-                           "--num_seeds or --num_envs, or add devices")
-        if self.primary:  # held until `close`: one process per run dir
-            self.lock = Lock(run_dir)
-        restored = None  # (carry, checkpoint meta) when resuming from a checkpoint
-        if resume is not None and resume.step is not None:
-            reader = checkpoint.Checkpointer(run_dir, args.keep_checkpoints, create=False)
-            try:  # damaged or foreign checkpoints are refused here, before anything is written
-                abstract = par.saved_view(jax.eval_shape(par.init, k_init))
-                restored = reader.restore(resume.step, abstract, resume.meta, place=par.place)
-            except checkpoint.CheckpointError as e:
-                raise RunError(str(e)) from None
-            finally:
-                reader.close()
-        if resume is None:
-            if self.primary:
-                from anakin_tdmpc.session.run_dir import prepare
-
-                prepare(run_dir, self.config)
-        elif self.primary:  # drop the rows logged after the checkpoint: the continuation logs them again
-            try:
-                self.rows = checkpoint.truncate_metrics(os.path.join(run_dir, "metrics.jsonl"), resume.step or 0)
-            except checkpoint.CheckpointError as e:
-                raise RunError(str(e)) from None
-        # the iteration that completes seeding (its pretraining updates run as chunks of their own after it)
-        self.burst_iter = -(-schedule.seed_steps // schedule.agent_steps_per_iter) - 1
-        self.host = HostState.restored(restored[1]["host"] if restored else {}, args.eval_every, self.burst_iter,
-                                       schedule.pretrain_updates)
-        self.tracker = None
-        if args.track and self.primary:
-            from anakin_tdmpc.session.tracking import TrackingError, WandbTracker
-
-            try:
-                self.tracker = WandbTracker(args.wandb_project, args.wandb_entity, args.wandb_group, run_dir,
-                                            self.config, run_id=self.host.wandb_id)
-            except TrackingError as e:
-                raise RunError(str(e)) from None
-        self._open_outputs(render, resume, restored, k_init, state_bytes, limit, devices)
-
-    def _open_outputs(self, render, resume, restored, k_init, state_bytes, limit, devices) -> None:
-        """Logger, checkpointer, carry (restored or new), video recorder, compiled chunk, guard."""
-        import jax
-
-        from anakin_tdmpc.loop import parallel, replay
+        from anakin_tdmpc.loop import parallel
         from anakin_tdmpc.session import checkpoint
         from anakin_tdmpc.session.guard import DivergenceGuard
-        from anakin_tdmpc.session.logger import QuietLogger, RunLogger
 
-        args, env, agent, loop, schedule, par = self.args, self.env, self.agent, self.loop, self.schedule, self.par
-        self.log = log = RunLogger(self.run_dir, schedule.total_env_steps) if self.primary else QuietLogger()
-        self.tensorboard = None
-        if args.tensorboard and self.primary:
-            from anakin_tdmpc.session.tensorboard import TensorBoardWriter
-
-            self.tensorboard = TensorBoardWriter(self.run_dir, resume.step if restored else None)
-        mem = replay.memory_bytes(schedule.buffer_capacity, args.num_envs, env.obs_dim, env.action_dim,
-                                  agent.cfg.horizon + 1, prioritized=agent.prioritization is not None)
-        log.message(
-            f"{args.algo} on {env.name} | obs {env.obs_dim} act {env.action_dim} | {args.num_envs} envs x action "
-            f"repeat {env.action_repeat} | {schedule.updates_per_iter} updates/iter after {schedule.seed_steps} seed "
-            f"steps | buffer {schedule.buffer_capacity:,} ({mem / 2**20:.0f} MiB) | {jax.default_backend()} | "
-            f"{self.run_dir}"
-        )
-        if self.num_devices > 1 or args.num_seeds > 1 or jax.process_count() > 1:
-            log.message(
-                f"scaling out: {self.num_devices} {devices[0].platform} device(s) in {jax.process_count()} "
-                f"process(es), {loop.num_envs} envs and batch {agent.cfg.batch_size} per device | {args.num_seeds} "
-                f"seed(s) {self.seeds[0]}..{self.seeds[-1]} | training state {state_bytes / 2**20:,.0f} MiB per device"
-                + (f" of {limit / 2**30:.0f} GiB" if limit else ""))
-        self.checkpointer = checkpoint.Checkpointer(self.run_dir, args.keep_checkpoints)
+        self._describe(memory, devices)
+        self.checkpointer = checkpoint.Checkpointer(self.run_dir, self.args.keep_checkpoints)
         if restored:
             self.carry = restored[0]
             written_by = restored[1].get("config", {}).get("version", "an unversioned one")
-            log.message(f"resuming from {self.checkpointer.path(resume.step)} (env step {resume.step:,}, written by "
-                        f"version {written_by}; this is {__version__}); metrics.jsonl keeps its first "
-                        f"{len(self.rows)} rows")
+            self.out.message(f"resuming from {self.checkpointer.path(resume.step)} (env step {resume.step:,}, "
+                             f"written by version {written_by}; this is {__version__}); metrics.jsonl keeps its "
+                             f"first {len(self.rows)} rows")
         else:
             if resume is not None:
-                log.message(f"--resume: {self.run_dir} has no checkpoint yet; starting its run over")
-            self.carry = par.init(k_init)
-        self.recorder = None
-        if render is not None:
-            backend, why = render
-            if env.render_model is None:
-                log.message(f"warning: --capture_video: task {env.name} has no mj_model to render; continuing "
-                            "without videos")
-            elif backend is None:
-                log.message(f"warning: --capture_video: no OpenGL backend for MuJoCo works here ({why}); continuing "
-                            "without videos (docs/outputs-and-resume.md: Rendering)")
-            else:
-                from anakin_tdmpc.session.video import VideoRecorder
-
-                self.recorder = VideoRecorder(env.render_model, 1.0 / env.control_dt, log.message)
-                log.message(f"eval videos: rendering with MUJOCO_GL={backend}" + (f" (unavailable: {why})" if why else ""))
+                self.out.message(f"--resume: {self.run_dir} has no checkpoint yet; starting its run over")
+            self.carry = self.par.init(k_init)
         self.stats = self._period_stats()
+        self._compile()
+        self.guard = DivergenceGuard(parallel.float_leaf_names(jax.eval_shape(self.agent.init, jax.random.key(0))),
+                                     self.spec.seeds)
+        self.env_steps = self.host.iters_done * self.spec.schedule.env_steps_per_iter
+        every = self.args.checkpoint_every
+        self.next_checkpoint = (self.env_steps // every + 1) * every
+        self.saved_step = resume.step if restored else None
+
+    def _describe(self, memory, devices) -> None:
+        """The run in two lines: task, envs, schedule, buffer; devices, processes, seeds and memory."""
+        import jax
+
+        from anakin_tdmpc.loop import replay
+
+        args, env, spec, schedule = self.args, self.env, self.spec, self.spec.schedule
+        mem = replay.memory_bytes(schedule.buffer_capacity, args.num_envs, env.obs_dim, env.action_dim,
+                                  spec.agent_config.horizon + 1, prioritized=self.agent.prioritization is not None)
+        self.out.message(
+            f"{args.algo} on {env.name} | obs {env.obs_dim} act {env.action_dim} | {args.num_envs} envs x action "
+            f"repeat {env.action_repeat} | {schedule.updates_per_iter} updates/iter after {schedule.seed_steps} seed "
+            f"steps | buffer {schedule.buffer_capacity:,} ({mem / 2**20:.0f} MiB) | {jax.default_backend()} | "
+            f"{self.run_dir}")
+        if spec.num_devices > 1 or args.num_seeds > 1 or jax.process_count() > 1:
+            state_bytes, limit = memory
+            self.out.message(
+                f"scaling out: {spec.num_devices} {devices[0].platform} device(s) in {jax.process_count()} "
+                f"process(es), {spec.envs_per_device} envs and batch {spec.batch_per_device} per device | "
+                f"{args.num_seeds} seed(s) {spec.seeds[0]}..{spec.seeds[-1]} | training state "
+                f"{state_bytes / 2**20:,.0f} MiB per device" + (f" of {limit / 2**30:.0f} GiB" if limit else ""))
+
+    def _compile(self) -> None:
+        """The training chunk, the pretraining burst (only while it is ahead) and the eval steps, compiled now so
+        that no stop waits for a compile later."""
+        par, host, schedule, args = self.par, self.host, self.spec.schedule, self.args
         t_compile = time.time()
         self.chunk = par.chunk.lower(self.carry, np.int32(1), self.stats, np.bool_(False)).compile()
-        self.pretrain = None  # compiled only for a run whose burst is still ahead
-        if self.host.iters_done <= self.burst_iter + 1 and self.host.pretrained < schedule.pretrain_updates:
+        self.pretrain = None
+        if host.iters_done <= self.burst_iter + 1 and host.pretrained < schedule.pretrain_updates:
             self.pretrain = par.pretrain.lower(self.carry, self.stats, np.int32(0), np.int32(1)).compile()
-        if args.eval_episodes > 0:  # ahead, so that a stop at the first evaluation need not wait for a compile
+        if args.eval_episodes > 0:
             started = par.eval_start(self.k_eval, args.eval_episodes)
             self.eval_steps = par.eval_steps.lower(self.carry.agent, started, np.int32(1),
                                                    self.carry.agent_steps).compile()
-        log.message(f"compiled training chunk in {time.time() - t_compile:.1f}s")
-        self.guard = DivergenceGuard(parallel.float_leaf_names(jax.eval_shape(agent.init, jax.random.key(0))),
-                                     self.seeds)
-        self.env_steps = self.host.iters_done * schedule.env_steps_per_iter
-        self.next_checkpoint = (self.env_steps // args.checkpoint_every + 1) * args.checkpoint_every
-        self.saved_step = resume.step if restored else None
-        self.curves_ok = True
+        self.out.message(f"compiled training chunk in {time.time() - t_compile:.1f}s")
 
     # --------------------------------------------------------------------------------------------- run
 
@@ -307,7 +232,7 @@ class Trainer:
         self.per_iter: dict[str, float] = {}  # measured seconds per iteration ("seeding", "learning") / update
         exit_code, exit_message, self.estimated = 0, None, False
         try:
-            with _Interrupt(self.log) as interrupt:
+            with _Interrupt(self.out) as interrupt:
                 while host.iters_done < schedule.total_iters or host.period is not None:  # (a period a stop cut)
                     bad = self._train_period(interrupt)
                     if bad:  # stop without saving the bad state: the last checkpoint stays the last good one
@@ -331,7 +256,7 @@ class Trainer:
                             self.next_checkpoint += args.checkpoint_every
             if exit_code == 0 and self.saved_step != self.env_steps:
                 self._save_checkpoint()  # e.g. a run resumed from a checkpoint older than its end
-        except _OutputError as e:
+        except OutputError as e:
             exit_code = OUTPUT_ERROR_EXIT_CODE
             exit_message = f"{e}; " + (f"the last complete checkpoint is {self.checkpointer.path(self.saved_step)}"
                                        if self.saved_step is not None else "no checkpoint was saved")
@@ -342,8 +267,8 @@ class Trainer:
             self._close_outputs(exit_code)
         if exit_code:
             raise RunError(exit_message, exit_code)
-        if self.primary and (not self.rows or not os.path.exists(os.path.join(self.run_dir, "curves.png"))):
-            self._draw_curves()
+        if not self.rows or not os.path.exists(os.path.join(self.run_dir, "curves.png")):
+            self.out.draw_curves(self.rows)
         self._summary(time.time() - t_start)
         return TrainResult(self.run_dir, self.rows, host.last_eval)
 
@@ -362,9 +287,9 @@ class Trainer:
         host, schedule = self.host, self.schedule
         if host.period is None:
             host.period = {"start": host.iters_done, "seconds": 0.0}
-        end = min(host.period["start"] + schedule.iters_per_chunk, schedule.total_iters)
+        end = min(host.period["start"] + schedule.iters_per_period, schedule.total_iters)
         if host.iters_done <= self.burst_iter < end:
-            self.log.message(f"seeding ends at env step {(self.burst_iter + 1) * schedule.env_steps_per_iter:,}, "
+            self.out.message(f"seeding ends at env step {(self.burst_iter + 1) * schedule.env_steps_per_iter:,}, "
                              f"then {schedule.pretrain_updates} pretraining updates on the seed data")
         report = None
         while host.iters_done < end or self._burst_left():
@@ -406,7 +331,7 @@ class Trainer:
         else:
             host.iters_done += n
             self.env_steps = host.iters_done * schedule.env_steps_per_iter
-            self.log.progress(self.env_steps)
+            self.out.progress(self.env_steps)
         return report
 
     def _chunk_length(self, phase: str, most: int) -> int:
@@ -456,7 +381,7 @@ class Trainer:
         """The period's metrics row (and evaluation when due) from the sums of its chunks; returns what
         diverged, if anything. A stop during the evaluation leaves the period open (no row): --resume
         evaluates again, with the same keys."""
-        args, schedule, host, seeds = self.args, self.schedule, self.host, self.seeds
+        args, schedule, host, seeds = self.args, self.schedule, self.host, self.spec.seeds
         period, stats = host.period, report.stats  # leaves [S]: one entry per seed
         n = host.iters_done - period["start"]
         row = {
@@ -477,7 +402,7 @@ class Trainer:
         if not bad and not report.replicas_equal:
             bad = "the agent's parameters differ between devices (data-parallel replicas out of step)"
         if bad:
-            self._log_row(row)
+            self.out.row(row, log_only=True)
             return bad
         done = host.iters_done == schedule.total_iters
         result = None
@@ -486,22 +411,13 @@ class Trainer:
             if result is None:
                 return None
         host.period, self.stats, host.updates = None, self.zeros, row["updates"]
-        self._log_row(row)
+        self.out.row(row)
         self.rows.append(row)
-        if not self.estimated and period["start"] > self.burst_iter and n == schedule.iters_per_chunk:
+        if not self.estimated and period["start"] > self.burst_iter and n == schedule.iters_per_period:
             self.estimated = True  # a whole period after the pretraining burst: representative
             self._estimate(period["seconds"] / n)
-        if self.tensorboard:
-            self.tensorboard.log(row)
-        if self.tracker:
-            self.tracker.log(row)
         if result is not None:
-            video = self.recorder and self.recorder.record(
-                os.path.join(self.run_dir, "videos", f"{self.env_steps}.mp4"), *result.first_episode_frames())
-            if video and self.tracker:
-                self.tracker.log_video(video, self.env_steps, self.recorder.fps)
-            if self.primary:
-                self._draw_curves()
+            self.out.evaluation(self.env_steps, result, self.rows)
         return None
 
     def _estimate(self, per_iter: float) -> None:
@@ -518,7 +434,7 @@ class Trainer:
         if jax.default_backend() == "cpu" and left > 3600 and self.args.preset != "cpu-small":
             message += ("; this machine has no accelerator: --preset cpu-small trains a small model that learns "
                         "the easy tasks in minutes")
-        self.log.message(message)
+        self.out.message(message)
 
     def _evaluate(self, row: dict, interrupt):
         """Deterministic eval episodes of every seed into `row`, run in pieces of at most --max_chunk_seconds;
@@ -540,8 +456,8 @@ class Trainer:
             self.per_iter["eval"] = (time.time() - t0) / n
             done += n
         result = jax.device_get(self.par.eval_finish(episodes, args.eval_episodes))
-        seed_columns(row, "eval/episode_return", result.returns.mean(axis=1), self.seeds)
-        seed_columns(row, "eval/episode_return_std", result.returns.std(axis=1), self.seeds)
+        seed_columns(row, "eval/episode_return", result.returns.mean(axis=1), self.spec.seeds)
+        seed_columns(row, "eval/episode_return_std", result.returns.std(axis=1), self.spec.seeds)
         host.last_eval, host.last_eval_std = row["eval/episode_return"], row["eval/episode_return_std"]
         row["eval/time"] = time.time() - t_eval
         while host.next_eval <= self.env_steps:
@@ -556,59 +472,32 @@ class Trainer:
 
         host = self.host
         host.time = time.time() - self.t_start
-        host.wandb_id = self.tracker.id if self.tracker else host.wandb_id
+        host.wandb_id = self.out.wandb_id or host.wandb_id
         if host.period is not None:  # a stop inside a log period: its sums so far, to finish its row on --resume
             host.period["stats"] = [x.tolist() for x in checkpoint.to_host(self.stats)]
         try:
             self.checkpointer.save(self.env_steps, self.par.saved_view(self.carry), dataclasses.asdict(host),
                                    self.config)
         except Exception as e:  # noqa: BLE001 - disk full, quota, I/O error: stop with one line
-            raise _OutputError(f"could not save the checkpoint of env step {self.env_steps:,} "
+            raise OutputError(f"could not save the checkpoint of env step {self.env_steps:,} "
                                f"({checkpoint.one_line(e, 300)})") from e
         self.saved_step = self.env_steps
 
-    def _log_row(self, row: dict) -> None:
-        try:
-            self.log.log(row)
-        except OSError as e:
-            raise _OutputError(f"could not write metrics.jsonl at env step {row['env_steps']:,} "
-                               f"({e.strerror or e})") from e
-
-    def _draw_curves(self) -> None:
-        from anakin_tdmpc.session.curves import plot_curves
-
-        if self.curves_ok:
-            try:
-                plot_curves(os.path.join(self.run_dir, "curves.png"), self.rows, self.env.name, self.args.algo,
-                            self.schedule.total_env_steps)
-            except Exception as e:  # noqa: BLE001 - a plot never stops training
-                self.curves_ok = False
-                self.log.message(f"warning: could not draw curves.png ({' '.join(str(e).split())[:200]})")
-
     def _close_outputs(self, exit_code: int) -> None:
-        if self.recorder:
-            self.recorder.close()
-        if self.tensorboard:
-            with _QuietOnFullDisk(exit_code):
-                self.tensorboard.close()
-        if self.tracker:
-            self.tracker.finish(exit_code)
-        with _QuietOnFullDisk(exit_code):
+        self.out.close(exit_code)
+        with QuietOnFullDisk(exit_code):
             self.checkpointer.close()
-        if exit_code:
-            with _QuietOnFullDisk(exit_code):
-                self.log.close()
 
     def _summary(self, wall: float) -> None:
         from anakin_tdmpc.session.logger import format_duration
 
-        host, env_steps, log = self.host, self.env_steps, self.log
-        log.message(
+        host, env_steps, out = self.host, self.env_steps, self.out
+        out.message(
             f"done: {env_steps:,} env steps in {format_duration(wall)} "
             f"({env_steps / wall:,.0f} env steps/s)"
             + (f", final eval return {host.last_eval:.1f}" if host.last_eval is not None else "")
         )
-        log.summary("summary", [
+        out.summary("summary", [
             ("env steps", f"{env_steps:,}"),
             ("agent steps / updates", f"{host.iters_done * self.schedule.agent_steps_per_iter:,} / {host.updates:,}"),
             ("training time", format_duration(wall)),
@@ -617,25 +506,11 @@ class Trainer:
              if host.last_eval is not None else "-"),
             ("outputs", self.run_dir),
         ])
-        log.close()
 
     def close(self) -> None:
         if self.lock is not None:
             self.lock.release()
             self.lock = None
-
-
-class _QuietOnFullDisk:
-    """After an output error, closing files may fail the same way: keep that from hiding the one-line error."""
-
-    def __init__(self, exit_code: int):
-        self.exit_code = exit_code
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, tb):
-        return self.exit_code == OUTPUT_ERROR_EXIT_CODE and kind is not None and issubclass(kind, OSError)
 
 
 class _Interrupt:
