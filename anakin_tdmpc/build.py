@@ -17,9 +17,10 @@ from anakin_tdmpc.loop import fused, parallel
 
 
 def build(args: config.Args, num_devices: int = 1, run_seed_steps: Optional[int] = None):
-    """`args` (preset applied) -> (env, agent, loop, schedule) of one device's share of the run; ConfigError or
-    EnvError (one line) if they cannot run. See config.resolve for `run_seed_steps`."""
-    spec = config.resolve(args, num_devices, run_seed_steps)
+    """`args` -> (env, agent, loop, schedule) of one device's share of the run, as `train(args)` would build it
+    (fields left at their defaults take --preset's values); ConfigError or EnvError (one line) if they cannot
+    run. See config.resolve for `run_seed_steps`."""
+    spec = config.resolve(config.apply_preset(args), num_devices, run_seed_steps)
     return (*assemble(spec), spec.schedule)
 
 

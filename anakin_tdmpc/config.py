@@ -189,23 +189,7 @@ def numeric_fields() -> dict[str, str]:
     return {f.name: kinds[str(f.type)] for f in dataclasses.fields(Args) if str(f.type) in kinds}
 
 
-def check_run_management(args: Args) -> None:
-    """The flags of RUN_MANAGEMENT_FLAGS, checked before anything is built or written (the session's first
-    step); `resolve` checks every other flag."""
-    _check_finite(args, RUN_MANAGEMENT_FLAGS)
-    if args.checkpoint_every <= 0:
-        raise ConfigError(f"--checkpoint_every must be positive, got {args.checkpoint_every}")
-    if args.keep_checkpoints < 1:
-        raise ConfigError(f"--keep_checkpoints must be at least 1, got {args.keep_checkpoints}")
-    if not args.max_chunk_seconds > 0:
-        raise ConfigError(f"--max_chunk_seconds must be positive, got {args.max_chunk_seconds:g}")
-    if args.resume and not args.run_dir:
-        raise ConfigError("--resume needs --run_dir, the run to continue")
-    if args.track and not args.wandb_project.strip():
-        raise ConfigError("--wandb_project must not be empty")
-
-
-def _check_finite(args: Args, names) -> None:
+def check_finite(args: Args, names) -> None:
     """Each numeric flag in `names` is a finite number (the CLI checks the command line; this covers Args built
     in Python)."""
     for name in numeric_fields().keys() & set(names):
@@ -215,9 +199,9 @@ def _check_finite(args: Args, names) -> None:
 
 
 def _check_flags(args: Args) -> None:
-    """Every flag outside RUN_MANAGEMENT_FLAGS that has a range of its own; the algorithm's Config.validate
-    checks how its settings fit together."""
-    _check_finite(args, numeric_fields().keys() - RUN_MANAGEMENT_FLAGS)
+    """Every flag outside RUN_MANAGEMENT_FLAGS (the session checks those: session/setup.py) that has a range of
+    its own; the algorithm's Config.validate checks how its settings fit together."""
+    check_finite(args, numeric_fields().keys() - RUN_MANAGEMENT_FLAGS)
     for name in POSITIVE_FLAGS:
         value = getattr(args, name)
         if value is not None and value <= 0:

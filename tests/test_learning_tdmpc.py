@@ -13,7 +13,7 @@ import json
 from conftest import random_policy_return, train_optimized
 
 CONFIG = ["--algo", "tdmpc", "--task", "cartpole-balance", "--total_timesteps", "12288", "--num_envs", "8",
-          "--utd", "1", "--latent_dim", "50", "--mlp_dim", "128", "--enc_dim", "128", "--num_samples", "64",
+          "--utd", "1", "--latent_dim", "50", "--mlp_dim", "128", "--enc_dim", "128", "--num_samples", "67",
           "--num_elites", "8", "--iterations", "3", "--batch_size", "64", "--seed_steps", "500",
           "--eval_every", "12288", "--eval_episodes", "8", "--log_every", "4096", "--seed", "1"]
 

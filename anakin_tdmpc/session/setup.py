@@ -22,6 +22,24 @@ def one_line_errors():
         raise RunError(str(e)) from None
 
 
+def check_run_management(args) -> None:
+    """The flags of config.RUN_MANAGEMENT_FLAGS, checked before anything is built or written; config.resolve
+    checks every other flag."""
+    from anakin_tdmpc.config import RUN_MANAGEMENT_FLAGS, check_finite
+
+    check_finite(args, RUN_MANAGEMENT_FLAGS)
+    if args.checkpoint_every <= 0:
+        raise ConfigError(f"--checkpoint_every must be positive, got {args.checkpoint_every}")
+    if args.keep_checkpoints < 1:
+        raise ConfigError(f"--keep_checkpoints must be at least 1, got {args.keep_checkpoints}")
+    if not args.max_chunk_seconds > 0:
+        raise ConfigError(f"--max_chunk_seconds must be positive, got {args.max_chunk_seconds:g}")
+    if args.resume and not args.run_dir:
+        raise ConfigError("--resume needs --run_dir, the run to continue")
+    if args.track and not args.wandb_project.strip():
+        raise ConfigError("--wandb_project must not be empty")
+
+
 def devices(args) -> list:
     """The run's devices, after joining a multi-process run (before anything else touches JAX's devices)."""
     from anakin_tdmpc.loop import parallel

@@ -78,7 +78,7 @@ class TrainResult(NamedTuple):
 
 
 def train(args) -> TrainResult:
-    """Train for `args` (flags already resolved: see config.apply_preset). Raises RunError (one-line message,
+    """Train for `args` (its preset applied: config.apply_preset). Raises RunError (one-line message,
     exit code) when the run cannot start or stops early; the run dir's lock is released however it ends, so
     one Python process can run several trainings one after another."""
     trainer = Trainer(args)
@@ -123,7 +123,7 @@ class Trainer:
 
         args = self.args
         with steps.one_line_errors():
-            config.check_run_management(args)
+            steps.check_run_management(args)
             check_writable(args.run_dir or "runs")
             devices = steps.devices(args)
             self.primary = steps.is_primary()
