@@ -41,7 +41,7 @@ class Carry(NamedTuple):
     """The whole state of training; what a chunk consumes and returns (and what a checkpoint saves: its leaves
     are stored under their paths, `.agent...` included, so the field names are part of the checkpoint format)."""
 
-    agent: Any  # the agent's state (its `init`'s): parameters, targets, optimiser states, running statistics
+    agent: Any  # the agent's state (what its `init` returns): parameters, targets, optimiser states, statistics
     buffer: replay.BufferState
     env_state: Any  # envs.EnvState of the N training envs
     plan_mean: jax.Array  # [N, H, A] planner warm starts
