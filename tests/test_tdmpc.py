@@ -1,5 +1,6 @@
-"""Unit tests of TD-MPC's pieces: schedules, the planner (momentum, dynamic horizon), losses on a known batch,
-the target-network EMA cadence, the update, the CLI defaults, and the fused loop with prioritized replay."""
+"""Unit tests of TD-MPC's pieces: schedules, the planner (momentum, dynamic horizon), each loss by hand and all
+of them on a known batch, the target-network EMA cadence, the update, the CLI defaults, and the fused loop with
+prioritized replay."""
 
 import dataclasses
 
@@ -12,6 +13,7 @@ from conftest import PointEnv
 
 from anakin_tdmpc import config
 from anakin_tdmpc.loop.replay import Batch
+from anakin_tdmpc.agents import tdmpc
 from anakin_tdmpc.agents.tdmpc import TDMPC, TDMPCConfig, linear_schedule, planning_horizon, std_floor
 
 TINY = TDMPCConfig(latent_dim=8, enc_dim=32, mlp_dim=32, num_samples=68, num_elites=8, num_pi_trajs=4,
@@ -151,6 +153,68 @@ def test_init_zero_heads_and_policy_range():
     noisy, mean = algo.pi(agent.params["pi"], zs, jax.random.key(3)), algo.pi_mean(agent.params["pi"], zs)
     assert bool(jnp.all(jnp.abs(noisy) < 1)) and bool(jnp.all(jnp.abs(mean) <= 1))
     assert float(jnp.abs(noisy - mean).max()) <= 0.3 + 1e-6  # noise 0.05 N(0, 1) clipped at 0.3
+
+
+def test_td_target_by_hand():
+    reward = jnp.array([[1.0, 2.0], [0.5, -1.0]])  # [H = 2, B = 2]
+    next_q = jnp.array([[[3.0, 0.0], [1.0, 4.0]],  # Q1
+                        [[2.0, 5.0], [-1.0, 4.0]]])  # Q2: min(Q1, Q2) = [[2, 0], [-1, 4]]
+    # r + 0.5 * min: [[1 + 1, 2 + 0], [0.5 - 0.5, -1 + 2]]
+    np.testing.assert_array_equal(tdmpc.td_target(reward, next_q, 0.5), [[2.0, 2.0], [0.0, 1.0]])
+    # step 0 of window 0 reaches a terminal observation: its target is its reward, 1
+    terminated = jnp.array([[1.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(tdmpc.td_target(reward, next_q, 0.5, terminated), [[1.0, 2.0], [0.0, 1.0]])
+
+
+def test_model_losses_and_priorities_by_hand():
+    rho = jnp.array([[1.0], [0.5]])  # rho^t for H = 2 (rho = 0.5), [H, 1]
+    # consistency against target latents 0: per-step mean squares [1, 2] (t = 0) and [2, 1] (t = 1) for B = 2;
+    # 1 + 0.5 * 2 = 2 and 2 + 0.5 * 1 = 2.5
+    pred = jnp.array([[[1.0, 1.0], [2.0, 0.0]], [[0.0, 2.0], [1.0, 1.0]]])  # [H, B, L = 2]
+    np.testing.assert_array_equal(tdmpc.consistency_loss(pred, jnp.zeros_like(pred), rho), [2.0, 2.5])
+    # window 1 ends after step 0 (mask [[1, 1], [1, 0]]): its t = 1 term drops, 2 + 0 = 2
+    masked = rho * jnp.array([[1.0, 1.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(tdmpc.consistency_loss(pred, jnp.zeros_like(pred), masked), [2.0, 2.0])
+    # reward: squared errors [[1, 0], [4, 9]] -> 1 + 0.5 * 4 = 3, 0 + 0.5 * 9 = 4.5
+    r_pred, r = jnp.array([[1.0, 2.0], [3.0, 4.0]]), jnp.array([[0.0, 2.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(tdmpc.reward_loss(r_pred, r, rho), [3.0, 4.5])
+    np.testing.assert_array_equal(tdmpc.reward_loss(r_pred, r, masked), [3.0, 0.0])
+    # value: Q1 - y = [[0, -1], [2, 0]], Q2 - y = [[2, -1], [2, -2]]; squares summed over the Qs [[4, 2], [8, 4]]
+    # -> 4 + 0.5 * 8 = 8, 2 + 0.5 * 4 = 4; absolute errors summed [[2, 2], [4, 2]] -> priorities 4 and 3
+    q = jnp.array([[[1.0, 0.0], [2.0, 2.0]], [[3.0, 0.0], [2.0, 0.0]]])  # [2, H, B]
+    y = jnp.array([[1.0, 1.0], [0.0, 2.0]])
+    np.testing.assert_array_equal(tdmpc.value_loss(q, y, rho), [8.0, 4.0])
+    np.testing.assert_array_equal(tdmpc.priorities(q, y, rho, 1e4), [4.0, 3.0])
+    np.testing.assert_array_equal(tdmpc.priorities(q, y, rho, 3.5), [3.5, 3.0])  # clamped
+    # masked: window 1 keeps its t = 0 terms only, 2 (value) and 2 (priority)
+    np.testing.assert_array_equal(tdmpc.value_loss(q, y, masked), [8.0, 2.0])
+    np.testing.assert_array_equal(tdmpc.priorities(q, y, masked, 1e4), [4.0, 2.0])
+
+
+def test_total_loss_clamps_each_term_then_weights_them():
+    cfg = TDMPCConfig()  # coefficients 2, 0.5, 0.1; clamp 1e4
+    consistency, reward, value = jnp.array([1.0, 2e4]), jnp.array([2.0, 4.0]), jnp.array([10.0, 3e4])
+    # sample 0: 2 * 1 + 0.5 * 2 + 0.1 * 10 = 4; sample 1: 2 * 1e4 + 0.5 * 4 + 0.1 * 1e4 = 21002
+    np.testing.assert_array_equal(tdmpc.total_loss(consistency, reward, value, cfg), [4.0, 21002.0])
+
+
+def test_policy_loss_by_hand():
+    q = jnp.array([[4.0, 2.0], [6.0, -2.0]])  # min(Q1, Q2) at z_0, z_1 [H + 1 = 2, B = 2]
+    rho = jnp.array([[1.0], [0.5]])
+    # batch means 3 and 2: -(3 + 0.5 * 2) = -4
+    assert float(tdmpc.policy_loss(q, rho)) == -4.0
+    # window 1's z_1 lies past its episode's end: q [[4, 2], [6, 0]], means 3 and 3: -(3 + 0.5 * 3) = -4.5
+    assert float(tdmpc.policy_loss(q, rho, jnp.array([[1.0, 1.0], [1.0, 0.0]]))) == -4.5
+
+
+def test_ema_moves_every_leaf_a_tau_of_the_way_when_asked():
+    target = {"a": jnp.array([0.0, 10.0]), "b": jnp.array(4.0)}
+    params = {"a": jnp.array([1.0, 20.0]), "b": jnp.array(4.0)}
+    moved = tdmpc.ema(target, params, 0.25, jnp.bool_(True))  # 0 + 0.25 * 1, 10 + 0.25 * 10, 4 + 0
+    np.testing.assert_array_equal(moved["a"], [0.25, 12.5])
+    assert float(moved["b"]) == 4.0
+    kept = tdmpc.ema(target, params, 0.25, jnp.bool_(False))
+    np.testing.assert_array_equal(kept["a"], [0.0, 10.0])
 
 
 def test_loss_values_on_a_known_batch():

@@ -18,14 +18,6 @@ import jax.numpy as jnp
 # ---------------------------------------------------------------------------------------------
 
 
-def device_mean(tree, axis_name: Optional[str]):
-    """Mean of `tree` over the data-parallel device axis `axis_name` (identity when None: one device).
-
-    Data-parallel training (loop/parallel.py) averages gradients and batch statistics with this, so that every
-    device applies the same step and parameters stay identical."""
-    return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
-
-
 def symlog(x: jax.Array) -> jax.Array:
     """sign(x) * log(1 + |x|): compresses large magnitudes, identity-like near 0."""
     return jnp.sign(x) * jnp.log1p(jnp.abs(x))

@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from anakin_tdmpc.agents import layers, mppi
+from anakin_tdmpc.agents import gradients, layers, mppi
 from anakin_tdmpc.agents.base import Prioritization
 from anakin_tdmpc.errors import ConfigError
 
@@ -138,6 +138,60 @@ def planning_horizon(cfg: TDMPCConfig, step) -> jax.Array:
 def std_floor(cfg: TDMPCConfig, step) -> jax.Array:
     """Lower clamp of the MPPI std (and so of the exploration noise): linear(0.5 -> 0.05 over 25k)."""
     return linear_schedule(cfg.std_start, cfg.min_std, cfg.schedule_steps, step)
+
+
+# ------------------------------------------------------------------------------------------ losses
+# Per-sample losses are sums over the H steps of a window weighted by `step_weight` [H, 1] (rho^t) or [H, B]
+# (rho^t times batch.mask, which zeroes the steps past an episodic window's end): each returns [B].
+
+
+def td_target(reward: jax.Array, next_q: jax.Array, discount: float, terminated=None) -> jax.Array:
+    """r + discount * min(Q1, Q2) for rewards [H, B] and the target Qs at (z', pi(z')) [2, H, B]; no bootstrap
+    where `terminated` [H, B] (None: nothing terminated)."""
+    bootstrap = jnp.min(next_q, axis=0)
+    if terminated is not None:
+        bootstrap = (1.0 - terminated) * bootstrap
+    return reward + discount * bootstrap
+
+
+def consistency_loss(pred: jax.Array, target: jax.Array, step_weight: jax.Array) -> jax.Array:
+    """sum_t w_t mean_latent (pred_t - target_t)^2: the rollout's latents z_1..z_H [H, B, L] against the target
+    encoder's latents of the next observations [H, B, L]."""
+    return jnp.sum(step_weight * jnp.mean((pred - target) ** 2, axis=-1), axis=0)
+
+
+def reward_loss(pred: jax.Array, reward: jax.Array, step_weight: jax.Array) -> jax.Array:
+    """sum_t w_t (R(z_t, a_t) - r_t)^2 for predicted and observed rewards [H, B]."""
+    return jnp.sum(step_weight * (pred - reward) ** 2, axis=0)
+
+
+def value_loss(q: jax.Array, target: jax.Array, step_weight: jax.Array) -> jax.Array:
+    """sum_t w_t ((Q1 - y_t)^2 + (Q2 - y_t)^2) for both Qs [2, H, B] and the TD targets y [H, B]."""
+    return jnp.sum(step_weight * jnp.sum((q - target) ** 2, axis=0), axis=0)
+
+
+def priorities(q: jax.Array, target: jax.Array, step_weight: jax.Array, clamp: float) -> jax.Array:
+    """New replay priorities: min(sum_t w_t (|Q1 - y_t| + |Q2 - y_t|), clamp) for q [2, H, B], y [H, B]."""
+    return jnp.minimum(jnp.sum(step_weight * jnp.sum(jnp.abs(q - target), axis=0), axis=0), clamp)
+
+
+def total_loss(consistency: jax.Array, reward: jax.Array, value: jax.Array, cfg: TDMPCConfig) -> jax.Array:
+    """Per sample [B]: the three losses, each clamped at cfg.loss_clamp, weighted by cfg's coefficients."""
+    clamp = lambda x: jnp.minimum(x, cfg.loss_clamp)  # noqa: E731
+    return cfg.consistency_coef * clamp(consistency) + cfg.reward_coef * clamp(reward) + cfg.value_coef * clamp(value)
+
+
+def policy_loss(q: jax.Array, rho: jax.Array, mask=None) -> jax.Array:
+    """-sum_t rho^t mean_b min(Q1, Q2)(z_t, pi(z_t)) for q [H+1, B] and rho [H+1, 1]; with `mask` [H+1, B]
+    (which latents lie in the window's episode) the others count zero (still divided by B)."""
+    if mask is not None:
+        q = q * mask
+    return jnp.sum(rho * -q.mean(axis=-1, keepdims=True))
+
+
+def ema(target, params, tau: float, apply: jax.Array):
+    """target + tau * (params - target) for every leaf where `apply` (a traced bool); `target` otherwise."""
+    return jax.tree.map(lambda t, p: jnp.where(apply, t + tau * (p - t), t), target, params)
 
 
 class AgentState(NamedTuple):
@@ -330,27 +384,27 @@ class TDMPC:
         # one of the last iteration's elites, drawn by score
         return mppi.executed_action(k_pick, k_noise, elites[-1], scores[-1], std[0], eval_mode), mean
 
-    def act(self, agent: AgentState, obs: jax.Array, plan_mean: jax.Array, rng: jax.Array, eval_mode: bool,
+    def act(self, state: AgentState, obs: jax.Array, plan_mean: jax.Array, rng: jax.Array, eval_mode: bool,
             agent_steps):
         """Plan for a batch of observations [N, obs_dim] with warm starts [N, H, A] at `agent_steps` (the
         schedules' step)."""
         keys = jax.random.split(rng, obs.shape[0])
         step = jnp.asarray(agent_steps, jnp.int32)
-        return jax.vmap(lambda o, m, k: self.plan(agent.params, o, m, k, eval_mode, step))(obs, plan_mean, keys)
+        return jax.vmap(lambda o, m, k: self.plan(state.params, o, m, k, eval_mode, step))(obs, plan_mean, keys)
 
     def initial_plan_mean(self, num_envs: int) -> jax.Array:
         return jnp.zeros((num_envs, self.cfg.horizon, self.action_dim))
 
     # ------------------------------------------------------------------------------ learning
 
-    def update(self, agent: AgentState, batch, rng: jax.Array):
+    def update(self, state: AgentState, batch, rng: jax.Array):
         """One update on a batch of sequences: obs [H+1, B, D], action [H, B, A], reward [H, B], weight [B].
 
         Also returns new priorities [B] for the batch's window starts.
         """
         cfg, H = self.cfg, self.cfg.horizon
         k_td, k_pi = jax.random.split(rng)
-        params, target = agent.params, agent.target
+        params = state.params
         weight = batch.weight if batch.weight is not None else jnp.ones(batch.reward.shape[1], jnp.float32)
         rho = (cfg.rho ** jnp.arange(H + 1, dtype=jnp.float32))[:, None]  # [H+1, 1]
         # per-step weights: rho^t, times batch.mask [H, B] where episodic windows run past their episode's end
@@ -359,13 +413,10 @@ class TDMPC:
         latent_mask = None if batch.mask is None else jnp.concatenate([jnp.ones_like(batch.mask[:1]), batch.mask])
 
         # targets: target encoder for consistency; online encoder + policy and target Qs for the TD target
-        next_z_target = self.encode(target, batch.obs[1:])
+        next_z_target = self.encode(state.target, batch.obs[1:])
         next_z = self.encode(params, batch.obs[1:])
-        next_q = self.q(target["qs"], next_z, self.pi(params["pi"], next_z, k_td))
-        bootstrap = jnp.min(next_q, axis=0)  # [H, B]
-        if batch.terminated is not None:  # no bootstrap past a terminal observation (episodic tasks)
-            bootstrap = (1.0 - batch.terminated) * bootstrap
-        td_target = jax.lax.stop_gradient(batch.reward + self.discount * bootstrap)
+        next_q = self.q(state.target["qs"], next_z, self.pi(params["pi"], next_z, k_td))
+        td = jax.lax.stop_gradient(td_target(batch.reward, next_q, self.discount, batch.terminated))  # [H, B]
         next_z_target = jax.lax.stop_gradient(next_z_target)
 
         def model_loss(model_params):
@@ -374,24 +425,21 @@ class TDMPC:
             zs = jnp.stack(zs)  # [H+1, B, L]
             q = self.q(p["qs"], zs[:-1], batch.action)  # [2, H, B]
             r = self.reward(p, zs[:-1], batch.action)  # [H, B]
-            consistency = jnp.sum(step_weight * jnp.mean((zs[1:] - next_z_target) ** 2, axis=-1), axis=0)  # [B]
-            reward_loss = jnp.sum(step_weight * (r - batch.reward) ** 2, axis=0)
-            value_loss = jnp.sum(step_weight * jnp.sum((q - td_target) ** 2, axis=0), axis=0)
-            priority = jnp.sum(step_weight * jnp.sum(jnp.abs(q - td_target), axis=0), axis=0)
-            clamp = lambda x: jnp.minimum(x, cfg.loss_clamp)  # noqa: E731
-            total = (cfg.consistency_coef * clamp(consistency) + cfg.reward_coef * clamp(reward_loss)
-                     + cfg.value_coef * clamp(value_loss))  # [B]
+            consistency = consistency_loss(zs[1:], next_z_target, step_weight)
+            reward = reward_loss(r, batch.reward, step_weight)
+            value = value_loss(q, td, step_weight)
+            priority = priorities(q, td, step_weight, cfg.loss_clamp)
+            total = total_loss(consistency, reward, value, cfg)
             weighted = jnp.mean(total * weight)
-            metrics = {"consistency_loss": consistency.mean(), "reward_loss": reward_loss.mean(),
-                       "value_loss": value_loss.mean(), "total_loss": total.mean(), "weighted_loss": weighted}
-            return weighted / H, (zs, metrics, clamp(priority))  # the official code scales this gradient by 1 / H
+            metrics = {"consistency_loss": consistency.mean(), "reward_loss": reward.mean(),
+                       "value_loss": value.mean(), "total_loss": total.mean(), "weighted_loss": weighted}
+            return weighted / H, (zs, metrics, priority)  # the official code scales this gradient by 1 / H
 
-        model_params = layers.model_part(params)
-        (_, (zs, metrics, priority)), grads = jax.value_and_grad(model_loss, has_aux=True)(model_params)
-        grads = layers.device_mean(grads, self.axis_name)
-        step, model_opt = self.model_optim.update(grads, agent.model_opt, model_params)
-        params = {**params, **optax.apply_updates(model_params, step)}
-        metrics["grad_norm"] = optax.tree.norm(grads)
+        model_step = gradients.step(model_loss, self.model_optim, layers.model_part(params), state.model_opt,
+                                    axis_name=self.axis_name, has_aux=True)
+        _, (zs, metrics, priority) = model_step.loss
+        params = {**params, **model_step.params}
+        metrics["grad_norm"] = model_step.grad_norm
         priority = jax.lax.stop_gradient(priority)
 
         # policy: maximise min(Q1, Q2) of the updated Qs along the detached rollout, weighted by rho^t
@@ -399,18 +447,14 @@ class TDMPC:
 
         def pi_loss(pi_params):
             q = jnp.min(self.q(params["qs"], zs, self.pi(pi_params, zs, k_pi)), axis=0)  # [H+1, B]
-            if latent_mask is not None:
-                q = q * latent_mask
-            return jnp.sum(rho * -q.mean(axis=-1, keepdims=True))
+            return policy_loss(q, rho, latent_mask)
 
-        pi_value, pi_grads = jax.value_and_grad(pi_loss)(params["pi"])
-        pi_grads = layers.device_mean(pi_grads, self.axis_name)
-        pi_step, pi_opt = self.pi_optim.update(pi_grads, agent.pi_opt, params["pi"])
-        params = {**params, "pi": optax.apply_updates(params["pi"], pi_step)}
+        pi_step = gradients.step(pi_loss, self.pi_optim, params["pi"], state.pi_opt, axis_name=self.axis_name)
+        params = {**params, "pi": pi_step.params}
 
         # target model: EMA of every parameter, every `update_freq` updates (counted before this one)
-        do_ema = agent.updates % cfg.update_freq == 0
-        target = jax.tree.map(lambda t, p: jnp.where(do_ema, t + cfg.tau * (p - t), t), target, params)
+        target = ema(state.target, params, cfg.tau, state.updates % cfg.update_freq == 0)
 
-        metrics.update(pi_loss=pi_value, pi_grad_norm=optax.tree.norm(pi_grads))
-        return AgentState(params, target, model_opt, pi_opt, agent.updates + 1), metrics, priority
+        metrics.update(pi_loss=pi_step.loss, pi_grad_norm=pi_step.grad_norm)
+        new_state = AgentState(params, target, model_step.opt_state, pi_step.opt_state, state.updates + 1)
+        return new_state, metrics, priority

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from anakin_tdmpc.agents import layers, mppi
+from anakin_tdmpc.agents import gradients, layers, mppi
 from anakin_tdmpc.errors import ConfigError
 
 # Model sizes (--model_size, millions of parameters): encoder width, MLP width, latent size, encoder layers,
@@ -337,12 +337,12 @@ class TDMPC2:
         # one of the last iteration's elites, drawn by score
         return mppi.executed_action(k_pick, k_noise, elites[-1], scores[-1], std[0], eval_mode), mean
 
-    def act(self, agent: AgentState, obs: jax.Array, plan_mean: jax.Array, rng: jax.Array, eval_mode: bool = False,
+    def act(self, state: AgentState, obs: jax.Array, plan_mean: jax.Array, rng: jax.Array, eval_mode: bool = False,
             agent_steps=None):
         """Plan for a batch of observations [N, obs_dim] with warm starts [N, H, A] (TD-MPC2 has no step
         schedule: `agent_steps` is unused)."""
         keys = jax.random.split(rng, obs.shape[0])
-        params = layers.bf16_kernels(agent.params) if self.cfg.planner_bf16 else agent.params
+        params = layers.bf16_kernels(state.params) if self.cfg.planner_bf16 else state.params
         return jax.vmap(lambda o, m, k: self.plan(params, o, m, k, eval_mode))(obs, plan_mean, keys)
 
     def initial_plan_mean(self, num_envs: int) -> jax.Array:
@@ -361,11 +361,11 @@ class TDMPC2:
             bootstrap = (1.0 - terminated) * bootstrap
         return reward + self.discount * bootstrap
 
-    def update(self, agent: AgentState, batch, rng: jax.Array):
+    def update(self, state: AgentState, batch, rng: jax.Array):
         """One gradient step on a batch of sequences: obs [H+1, B, D], action [H, B, A], reward [H, B]."""
         cfg, H = self.cfg, self.cfg.horizon
         k_target, k_dropout, k_pi, k_qpi = jax.random.split(rng, 4)
-        params = agent.params
+        params = state.params
         rho = cfg.rho ** jnp.arange(H + 1, dtype=jnp.float32)
         # episodic windows may run past their episode's end: mask [H, B] marks the transitions inside it, and
         # latent_mask [H + 1, B] the latents z_0..z_H (z_0 always); None: every step counts (DMC)
@@ -375,7 +375,7 @@ class TDMPC2:
         # targets: online encoder for the next latents, min of two random target Qs for the TD target
         next_z = jax.lax.stop_gradient(self.encode(params, batch.obs[1:]))
         td_target = jax.lax.stop_gradient(
-            self.td_target(params, agent.target_qs, next_z, batch.reward, k_target, batch.terminated))
+            self.td_target(params, state.target_qs, next_z, batch.reward, k_target, batch.terminated))
 
         def model_loss(model_params):
             p = {**params, **model_params}
@@ -400,13 +400,11 @@ class TDMPC2:
                 total = total + cfg.termination_coef * losses["termination_loss"]
             return total, (zs, {**losses, "total_loss": total})
 
-        model_params = layers.model_part(params)
-        (_, (zs, metrics)), grads = jax.value_and_grad(model_loss, has_aux=True)(model_params)
-        grads = layers.device_mean(grads, self.axis_name)
-        step, model_opt = self.model_optim.update(grads, agent.model_opt, model_params)
-        model_params = optax.apply_updates(model_params, step)
-        params = {**params, **model_params}
-        metrics["grad_norm"] = optax.tree.norm(grads)
+        model_step = gradients.step(model_loss, self.model_optim, layers.model_part(params), state.model_opt,
+                                    axis_name=self.axis_name, has_aux=True)
+        _, (zs, metrics) = model_step.loss
+        params = {**params, **model_step.params}
+        metrics["grad_norm"] = model_step.grad_norm
 
         # policy prior: maximise scaled Q (avg of two random members, dropout on: the official code reads its
         # Q-ensemble in train mode here) + entropy on the detached rollout
@@ -417,19 +415,20 @@ class TDMPC2:
             a, _, scaled_entropy = self.pi(pi_params, zs, k_pi)
             q = self.q_two(params["qs"], zs, a, k_pick, "avg", k_qdrop)  # [H+1, B]
             lo, hi = jnp.percentile(jax.lax.stop_gradient(q[0]), jnp.array([5.0, 95.0]))
-            lo, hi = layers.device_mean((lo, hi), self.axis_name)
+            lo, hi = gradients.device_mean((lo, hi), self.axis_name)
             scale = next_scale(scale, lo, hi, cfg.scale_tau)
             loss = policy_loss(q, scaled_entropy, scale, cfg.entropy_coef, rho, latent_mask)
             entropy = (scaled_entropy.mean() if latent_mask is None
                        else jnp.sum(scaled_entropy * latent_mask) / jnp.sum(latent_mask))
             return loss, (scale, entropy)
 
-        (pi_value, (scale, entropy)), pi_grads = jax.value_and_grad(pi_loss, has_aux=True)(params["pi"], agent.scale)
-        pi_grads = layers.device_mean(pi_grads, self.axis_name)
-        pi_step, pi_opt = self.pi_optim.update(pi_grads, agent.pi_opt, params["pi"])
-        params = {**params, "pi": optax.apply_updates(params["pi"], pi_step)}
-        target_qs = optax.incremental_update(params["qs"], agent.target_qs, cfg.tau)
+        pi_step = gradients.step(pi_loss, self.pi_optim, params["pi"], state.pi_opt, state.scale,
+                                 axis_name=self.axis_name, has_aux=True)
+        pi_value, (scale, entropy) = pi_step.loss
+        params = {**params, "pi": pi_step.params}
+        target_qs = optax.incremental_update(params["qs"], state.target_qs, cfg.tau)
 
-        metrics.update(pi_loss=pi_value, pi_grad_norm=optax.tree.norm(pi_grads), pi_scale=scale, pi_entropy=entropy)
-        new_agent = AgentState(params, target_qs, model_opt, pi_opt, jax.lax.stop_gradient(scale), agent.updates + 1)
-        return new_agent, metrics, None
+        metrics.update(pi_loss=pi_value, pi_grad_norm=pi_step.grad_norm, pi_scale=scale, pi_entropy=entropy)
+        new_state = AgentState(params, target_qs, model_step.opt_state, pi_step.opt_state,
+                               jax.lax.stop_gradient(scale), state.updates + 1)
+        return new_state, metrics, None

@@ -1,6 +1,6 @@
 """Jitted evaluation episodes that also return the first episode's trajectory for a video.
 
-`episodes(agent, env, state, rng, num_episodes, agent_steps)`: `num_episodes` whole episodes run in parallel
+`episodes(agent, env, agent_state, rng, num_episodes, agent_steps)`: `num_episodes` whole episodes run in parallel
 (vmapped envs, one loop over the episode length) with
 deterministic planning (the algorithm's step schedules read the training carry's `agent_steps`), returning an `EvalResult`: every episode's return, plus the MuJoCo positions of episode 0 at each agent
 step (qpos, and mocap bodies, which some tasks use for targets), so the host can render frames with
@@ -66,9 +66,9 @@ def eval_start(agent, env, rng, num_episodes: int, frames: bool = True) -> EvalS
                      jax.random.split(k_loop, T), jnp.zeros((), jnp.int32))
 
 
-def eval_steps(agent, env, state, episodes_state: EvalState, num_steps, agent_steps) -> EvalState:
-    """`num_steps` (traced) more agent steps of every episode, planning deterministically with parameters
-    `state`; the algorithm's step schedules read `agent_steps` (the training carry's)."""
+def eval_steps(agent, env, agent_state, episodes_state: EvalState, num_steps, agent_steps) -> EvalState:
+    """`num_steps` (traced) more agent steps of every episode, planning deterministically with `agent`'s
+    parameters in `agent_state`; the algorithm's step schedules read `agent_steps` (the training carry's)."""
     agent_steps = jnp.asarray(agent_steps, jnp.int32)
 
     def step(_, ev: EvalState) -> EvalState:
@@ -77,7 +77,7 @@ def eval_steps(agent, env, state, episodes_state: EvalState, num_steps, agent_st
             data = ev.env_state.physics.data
             frames = tuple(buf.at[ev.t].set(x[0]) for buf, x in zip(frames, (data.qpos, data.mocap_pos,
                                                                                data.mocap_quat)))
-        action, mean = agent.act(state, ev.env_state.obs, ev.plan_mean, ev.keys[ev.t], True, agent_steps)
+        action, mean = agent.act(agent_state, ev.env_state.obs, ev.plan_mean, ev.keys[ev.t], True, agent_steps)
         env_state, out = env.step(ev.env_state, action)
         rewards = ev.rewards.at[ev.t].set(jnp.where(ev.running, out.reward, 0.0))
         return EvalState(env_state, mean, ev.running & ~out.done, rewards, ev.lengths + ev.running, frames, ev.keys,
@@ -92,9 +92,9 @@ def eval_finish(episodes_state: EvalState) -> EvalResult:
     return EvalResult(jnp.sum(episodes_state.rewards, axis=0), episodes_state.lengths, *frames)
 
 
-def episodes(agent, env, state, rng, num_episodes: int, agent_steps, frames: bool = True) -> EvalResult:
-    """`num_episodes` eval episodes of `agent` (the algorithm) with parameters `state` (traceable;
+def episodes(agent, env, agent_state, rng, num_episodes: int, agent_steps, frames: bool = True) -> EvalResult:
+    """`num_episodes` eval episodes of `agent` (the algorithm) with its state `agent_state` (traceable;
     `num_episodes` static), start to end in one call. `frames=False`: returns only (qpos etc. are None), for
     envs without MuJoCo physics."""
     started = eval_start(agent, env, rng, num_episodes, frames)
-    return eval_finish(eval_steps(agent, env, state, started, env.episode_length, agent_steps))
+    return eval_finish(eval_steps(agent, env, agent_state, started, env.episode_length, agent_steps))

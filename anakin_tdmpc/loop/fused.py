@@ -3,10 +3,10 @@ insertion and updates for N parallel envs in one compiled program.
 
 One iteration, for all N envs at once:
 
-    action, plan_mean = uniform random while seeding, else agent.act(state, obs, plan_mean, .., agent_steps)
+    action, plan_mean = uniform random while seeding, else agent.act(agent_state, obs, plan_mean, .., agent_steps)
     env_state, out    = env.step(env_state, action)              # MJX, auto-reset
     buffer            = replay.add(buffer, obs, action, reward, episode_step, .., final_obs, final, terminated)
-    state             = n_updates x agent.update(state, replay.sample(...))   (+ priority write-back)
+    agent_state       = n_updates x agent.update(agent_state, replay.sample(...))   (+ priority write-back)
 
 where n_updates is 0 while seeding, `pretrain_updates` once when seeding ends (the paper's burst of
 seed_steps updates), then `updates_per_iter` (= utd x N). `run_chunk(carry, num_iters)` runs many
@@ -38,9 +38,10 @@ from anakin_tdmpc.loop.episodes import episodes
 
 
 class Carry(NamedTuple):
-    """The whole state of training; what a chunk consumes and returns (and what a checkpoint saves)."""
+    """The whole state of training; what a chunk consumes and returns (and what a checkpoint saves: its leaves
+    are stored under their paths, `.agent...` included, so the field names are part of the checkpoint format)."""
 
-    agent: Any  # algorithm state: parameters, targets, optimiser states, running statistics
+    agent: Any  # the agent's state (what its `init` returns): parameters, targets, optimiser states, statistics
     buffer: replay.BufferState
     env_state: Any  # envs.EnvState of the N training envs
     plan_mean: jax.Array  # [N, H, A] planner warm starts
@@ -126,27 +127,27 @@ class FusedLoop:
 
     # ---------------------------------------------------------------------------------- training
 
-    def _updates(self, agent, buffer, rng, n, sums, start=0):
+    def _updates(self, agent_state, buffer, rng, n, sums, start=0):
         """Updates `start` .. `n`-1 (traced), update i on a batch sampled with `fold_in(rng, i)`; metric sums
         accumulated. With prioritized replay the buffer is carried through the loop and the update's new
         priorities written back each time; uniform replay only reads it."""
         prioritized = self.priority is not None
 
-        def one_update(i, state):
-            agent, sums, buf = state if prioritized else (*state, buffer)
+        def one_update(i, loop_state):
+            agent_state, sums, buf = loop_state if prioritized else (*loop_state, buffer)
             k_sample, k_update = jax.random.split(jax.random.fold_in(rng, i))
             batch = self._sample(buf, k_sample)
-            agent, metrics, priorities = self.agent.update(agent, batch, k_update)
+            agent_state, metrics, priorities = self.agent.update(agent_state, batch, k_update)
             sums = jax.tree.map(jnp.add, sums, metrics)
             if not prioritized:
-                return agent, sums
-            return agent, sums, replay.update_priorities(buf, batch.env, batch.row, priorities)
+                return agent_state, sums
+            return agent_state, sums, replay.update_priorities(buf, batch.env, batch.row, priorities)
 
         if not prioritized:
-            agent, sums = jax.lax.fori_loop(start, n, one_update, (agent, sums))
-            return agent, buffer, sums
-        agent, sums, buffer = jax.lax.fori_loop(start, n, one_update, (agent, sums, buffer))
-        return agent, buffer, sums
+            agent_state, sums = jax.lax.fori_loop(start, n, one_update, (agent_state, sums))
+            return agent_state, buffer, sums
+        agent_state, sums, buffer = jax.lax.fori_loop(start, n, one_update, (agent_state, sums, buffer))
+        return agent_state, buffer, sums
 
     def _iteration(self, carry: Carry, stats: ChunkStats, burst):
         env, N, A = self.env, self.num_envs, self.env.action_dim
@@ -168,7 +169,7 @@ class FusedLoop:
         agent_steps = carry.agent_steps + self.steps_per_iter
         just_seeded = seeding & (agent_steps >= self.seed_steps)
         n_updates = jnp.where(seeding, jnp.where(just_seeded & burst, self.pretrain_updates, 0), self.updates_per_iter)
-        agent, buffer, update_sums = self._updates(carry.agent, buffer, k_update, n_updates, stats.update_sums)
+        agent_state, buffer, update_sums = self._updates(carry.agent, buffer, k_update, n_updates, stats.update_sums)
 
         finished = out.done.astype(jnp.float32)
         stats = ChunkStats(
@@ -179,7 +180,7 @@ class FusedLoop:
             burst_key=jnp.where(just_seeded, jax.random.key_data(k_update), stats.burst_key),
         )
         last_return = jnp.where(out.done, out.episode_return, carry.last_return)
-        return Carry(agent, buffer, env_state, plan_mean, rng, agent_steps, last_return), stats
+        return Carry(agent_state, buffer, env_state, plan_mean, rng, agent_steps, last_return), stats
 
     def run_chunk(self, carry: Carry, num_iters, stats=None, burst=True):
         """Run `num_iters` (traced: one compilation serves every chunk length) fused iterations, adding to
@@ -195,19 +196,19 @@ class FusedLoop:
         """Pretraining updates `start` .. `start+count-1` (traced) of the burst that a `burst=False` chunk's
         last iteration left: the same batches, keys and order as the burst inside that iteration."""
         rng = jax.random.wrap_key_data(stats.burst_key, impl=jax.random.key_impl(carry.rng))
-        agent, buffer, update_sums = self._updates(carry.agent, carry.buffer, rng, start + count, stats.update_sums,
-                                                   start)
-        return (carry._replace(agent=agent, buffer=buffer),
+        agent_state, buffer, update_sums = self._updates(carry.agent, carry.buffer, rng, start + count,
+                                                         stats.update_sums, start)
+        return (carry._replace(agent=agent_state, buffer=buffer),
                 stats._replace(update_sums=update_sums, num_updates=stats.num_updates + count))
 
     # -------------------------------------------------------------------------------- evaluation
 
-    def eval_returns(self, agent, rng: jax.Array, num_episodes: int, agent_steps=None):
-        """Returns of `num_episodes` full episodes run in parallel with deterministic planning.
+    def eval_returns(self, agent_state, rng: jax.Array, num_episodes: int, agent_steps=None):
+        """Returns of `num_episodes` full episodes run in parallel with deterministic planning from `agent_state`.
 
         `agent_steps` (the training carry's) is what the algorithm's step schedules read; by default
         (None) they are taken as finished.
         """
         if agent_steps is None:
             agent_steps = jnp.iinfo(jnp.int32).max
-        return episodes(self.agent, self.env, agent, rng, num_episodes, agent_steps, frames=False).returns
+        return episodes(self.agent, self.env, agent_state, rng, num_episodes, agent_steps, frames=False).returns

@@ -48,17 +48,17 @@ class Report(NamedTuple):
     """What the host reads after a chunk (replicated on every device, readable by every process)."""
 
     stats: fused.ChunkStats  # per seed ([S] leaves): return / episode sums over all devices, metric means
-    finite: jax.Array  # [S, L] bool: floating agent leaf l of seed s is finite on every device
-    replicas_equal: jax.Array  # bool: every agent leaf bitwise identical on every device
+    finite: jax.Array  # [S, L] bool: floating agent-state leaf l of seed s is finite on every device
+    replicas_equal: jax.Array  # bool: every agent-state leaf bitwise identical on every device
 
 
-def _float_leaves(agent) -> list:
-    return [x for x in jax.tree_util.tree_leaves(agent) if jnp.issubdtype(x.dtype, jnp.inexact)]
+def _float_leaves(agent_state) -> list:
+    return [x for x in jax.tree_util.tree_leaves(agent_state) if jnp.issubdtype(x.dtype, jnp.inexact)]
 
 
-def float_leaf_names(agent) -> list[str]:
-    """Names of the agent leaves `Report.finite` covers, in its order."""
-    return ["agent" + jax.tree_util.keystr(path) for path, x in jax.tree_util.tree_flatten_with_path(agent)[0]
+def float_leaf_names(agent_state) -> list[str]:
+    """Names of the agent state's leaves `Report.finite` covers, in its order (paths in the carry)."""
+    return ["agent" + jax.tree_util.keystr(path) for path, x in jax.tree_util.tree_flatten_with_path(agent_state)[0]
             if jnp.issubdtype(x.dtype, jnp.inexact)]
 
 
@@ -80,7 +80,8 @@ class Parallel:
         self.eval_start = loop.env.jit(self._eval_start, static_argnums=1)
         self.eval_steps = loop.env.jit(self._eval_steps, donate_argnums=1)
         self.eval_finish = loop.env.jit(self._eval_finish, static_argnums=1)
-        self.agent_copy = jax.jit(lambda agent: jax.tree.map(lambda x: x[0], agent), out_shardings=self.replicated)
+        self.agent_copy = jax.jit(lambda agent_state: jax.tree.map(lambda x: x[0], agent_state),
+                                 out_shardings=self.replicated)
 
     def _on_devices(self, fn, in_specs, out_specs):
         # check_vma=False: MJX's internals do not type-check under shard_map's varying-axes analysis
@@ -174,12 +175,12 @@ class Parallel:
 
     # ----------------------------------------------------------------------------------------- evaluation
 
-    def _evaluate(self, agent, keys: jax.Array, num_episodes: int, agent_steps) -> EvalResult:
+    def _evaluate(self, agent_state, keys: jax.Array, num_episodes: int, agent_steps) -> EvalResult:
         """`num_episodes` eval episodes per seed, split over the devices: returns [S, num_episodes]; the
         positions are those of episode 0 of seed 0 (for a video). `keys` [S], one per seed. The same as
         `eval_start`, `eval_steps` (in pieces of any length, to the episode length) and `eval_finish`."""
         started = self._eval_start(keys, num_episodes)
-        return self._eval_finish(self._eval_steps(agent, started, self.loop.env.episode_length, agent_steps),
+        return self._eval_finish(self._eval_steps(agent_state, started, self.loop.env.episode_length, agent_steps),
                                  num_episodes)
 
     def _eval_start(self, keys: jax.Array, num_episodes: int) -> EvalState:
@@ -194,19 +195,19 @@ class Parallel:
 
         return self._on_devices(per_device, P(), P(AXIS))(keys)
 
-    def _eval_steps(self, agent, episodes_state: EvalState, num_steps, agent_steps) -> EvalState:
+    def _eval_steps(self, agent_state, episodes_state: EvalState, num_steps, agent_steps) -> EvalState:
         """`num_steps` (traced) more agent steps of every device's and seed's eval episodes."""
         loop = self.loop
 
-        def per_device(agent, episodes_state, num_steps, agent_steps):
-            agent, episodes_state = jax.tree.map(lambda x: x[0], (agent, episodes_state))
+        def per_device(agent_state, episodes_state, num_steps, agent_steps):
+            agent_state, episodes_state = jax.tree.map(lambda x: x[0], (agent_state, episodes_state))
             advanced = self._over_seeds(
-                lambda a, e: eval_steps(loop.agent, loop.env, a, e, num_steps, agent_steps[0]), (0, 0), 0)(
-                agent, episodes_state)
+                lambda s, e: eval_steps(loop.agent, loop.env, s, e, num_steps, agent_steps[0]), (0, 0), 0)(
+                agent_state, episodes_state)
             return jax.tree.map(lambda x: x[None], advanced)
 
         return self._on_devices(per_device, (P(AXIS), P(AXIS), P(), P(AXIS)), P(AXIS))(
-            agent, episodes_state, num_steps, agent_steps)
+            agent_state, episodes_state, num_steps, agent_steps)
 
     def _eval_finish(self, episodes_state: EvalState, num_episodes: int) -> EvalResult:
         """The returns [S, num_episodes] gathered from the devices, and episode 0 of seed 0's positions."""
@@ -223,13 +224,14 @@ class Parallel:
     # -------------------------------------------------------------------------------- checkpoints / memory
 
     def saved_view(self, carry: fused.Carry) -> fused.Carry:
-        """What a checkpoint stores: one copy of the agent ([S, ...], replicated) and every shard of the rest."""
+        """What a checkpoint stores: one copy of the agent state ([S, ...], replicated) and every shard of the rest."""
         if isinstance(jax.tree_util.tree_leaves(carry.agent)[0], jax.ShapeDtypeStruct):
             return carry._replace(agent=jax.eval_shape(self.agent_copy, carry.agent))
         return carry._replace(agent=self.agent_copy(carry.agent))
 
     def place(self, saved: fused.Carry) -> fused.Carry:
-        """Host arrays in `saved_view` layout -> the global carry on the mesh (the agent copied to every device)."""
+        """Host arrays in `saved_view` layout -> the global carry on the mesh (the agent state copied to every
+        device)."""
 
         def put(x, copies: bool):
             x = np.asarray(x)
