@@ -10,7 +10,7 @@ with ``vmap`` and stepped with uniformly random actions by a jitted ``lax.scan``
 env-steps/s = N x steps / seconds (median and best). No auto-reset, no learner: the physics alone.
 The machine's load average is recorded with each task, since other jobs may share the CPU.
 
-The baseline: for each of our corrected suite tasks (``envs/suite.py``), the mujoco_playground env it replaces
+The baseline: for each of our corrected suite tasks (``envs/dmc/suite.py``), the mujoco_playground env it replaces
 (``REPLACED``, ``impl='jax'``) is measured the same way in the same run, right after ours, and the table gives
 ours / playground's: what dm_control's MDP and numerics (implicit damping, uncapped collisions, more solver
 iterations) cost in throughput. ``--no-baseline`` skips it.

@@ -63,7 +63,7 @@ def _reference(task, ours=None):
         from dm_control import mujoco as dm_mujoco
         from dm_control.suite import common
 
-        from anakin_tdmpc.envs.custom import reacher_three_xml
+        from anakin_tdmpc.envs.dmc.tdmpc2 import reacher_three_xml
 
         size = 0.05 if task.endswith("easy") else 0.015
         # No dm_control task to compare with: MuJoCo (C) on our MJCF with dm_control's reacher settings

@@ -56,7 +56,7 @@ def _wrapped_physics_controls(actions):
     from dm_control.suite import common
     from dm_control.suite.wrappers import action_scale
 
-    from anakin_tdmpc.envs.custom import reacher_three_xml
+    from anakin_tdmpc.envs.dmc.tdmpc2 import reacher_three_xml
 
     physics = dm_mujoco.Physics.from_xml_string(reacher_three_xml(0.05), common.ASSETS)
 

@@ -1,4 +1,4 @@
-"""Our own MJX ports (anakin_tdmpc/envs/custom.py, quadruped.py): names, specs, parity with dm_control,
+"""Our own MJX ports (anakin_tdmpc/envs/dmc/tdmpc2.py, quadruped.py): names, specs, parity with dm_control,
 and one tiny chunk of the fused training loop.
 
 Parity: from our env's initial state (copied into dm_control's physics) and one random action
@@ -27,7 +27,7 @@ from envcheck import check_parity, run_one_chunk
 
 from anakin_tdmpc.envs import OUR_TASKS, TASK_SOURCES, canonical_task_name, make_env
 
-"""dm_control's own tasks corrected on playground's models (envs/suite.py): compared with dm_control's task itself."""
+"""dm_control's own tasks corrected on playground's models (envs/dmc/suite.py): compared with dm_control's task itself."""
 FAST = {"pendulum-spin", "pendulum-swingup", "reacher-three-easy", "cup-spin", "cartpole-balance"}
 HERE = sorted(t for t in OUR_TASKS if OUR_TASKS[t] != "dog")
 """Tasks tested here; the dog (minutes of compile per task) has tests/test_envs_dog.py."""
@@ -89,14 +89,14 @@ any real difference in the observation or reward code or in the physics."""
 
 _CHEETAH = (F32, F32, F32, F32, F32, F32)  # 4 solver iterations (dm_control 100) and implicit damping: measured
 # 1e-4 free, 0 resynced, matched and as shipped alike (with eulerdamp off, as playground: joint velocities 2.50)
-# hopper (our dm_control hopper, envs/suite.py, and hopper-hop-backwards on it): every geom pair collides, as in
+# hopper (our dm_control hopper, envs/dmc/suite.py, and hopper-hop-backwards on it): every geom pair collides, as in
 # dm_control (playground's caps dropped the limbs' contacts with each other: one-step velocities then differed by
 # up to 4.2), implicit damping, 10 solver iterations (dm_control 100; at playground's 4: 0.32 as shipped).
 # Measured 2e-4 resynced, matched and as shipped alike; free runs part after the contacts (0.087). The reward is
 # 0 throughout under random actions (the hopper falls from its random initial pose), so its bound checks little
 # here; test_hopper_rewards_a_standing_hopper_as_dm_control does.
 _HOPPER = (0.2, F32, F32, F32, F32, F32)
-# walker (our dm_control walker, envs/suite.py, and the backwards tasks on it): 10 solver iterations (dm_control
+# walker (our dm_control walker, envs/dmc/suite.py, and the backwards tasks on it): 10 solver iterations (dm_control
 # 100), implicit damping, no collision caps: resynced one-step errors 1e-4, matched and as shipped alike; free
 # runs part for good after foot contacts. (Playground's cap of 4 contacts dropped a fifth at step 48 of this
 # rollout: 0.75 there; at its 2 iterations 4.55.)

@@ -1,4 +1,4 @@
-"""Our MJX port of dm_control's dog (anakin_tdmpc/envs/dog.py): the model changes made on load, specs,
+"""Our MJX port of dm_control's dog (anakin_tdmpc/envs/dmc/dog.py): the model changes made on load, specs,
 parity with dm_control and one chunk of the fused training loop.
 
 Compiling the dog's MJX step takes minutes on 2 CPU cores, so everything that steps it is ``slow``, as is the
@@ -30,7 +30,7 @@ def test_model_keeps_dm_control_physics_except_the_listed_changes():
     from dm_control.suite import dog as dmc_dog
     from mujoco.mjx._src import collision_driver
 
-    from anakin_tdmpc.envs.dog import FLOOR_CONTACT_GEOMS, make_model
+    from anakin_tdmpc.envs.dmc.dog import FLOOR_CONTACT_GEOMS, make_model
 
     ours = make_model(15.0)
     theirs = mujoco.MjModel.from_xml_string(*dmc_dog.get_model_and_assets(floor_size=15))
@@ -51,7 +51,7 @@ def test_model_keeps_dm_control_physics_except_the_listed_changes():
 def test_compiler_options_are_the_dogs_alone():
     import jax
 
-    from anakin_tdmpc.envs.dog import CPU_COMPILER_OPTIONS
+    from anakin_tdmpc.envs.dmc.dog import CPU_COMPILER_OPTIONS
 
     assert jax.default_backend() == "cpu"
     assert make_env("dog-walk").compiler_options == CPU_COMPILER_OPTIONS == {"xla_cpu_use_fusion_emitters": False}

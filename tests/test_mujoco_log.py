@@ -8,7 +8,7 @@ import numpy as np
 
 
 def test_total_mass_set_after_compiling_equals_the_attribute(tmp_path, monkeypatch):
-    from anakin_tdmpc.envs.suite import compile_total_mass  # first: anakin_tdmpc.envs filters jaxopt's warning
+    from anakin_tdmpc.envs.dmc.physics import compile_total_mass  # first: anakin_tdmpc.envs filters jaxopt's warning
     from mujoco_playground._src.dm_control_suite import cheetah, common
 
     monkeypatch.chdir(tmp_path)  # the attribute's warning goes to ./MUJOCO_LOG.TXT

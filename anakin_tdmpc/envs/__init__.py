@@ -1,5 +1,6 @@
-"""MJX DeepMind Control environments (our ports, most on mujoco_playground's models), brax's, and your own (`register`), batched
-for Anakin training."""
+"""MJX DeepMind Control environments (our ports in `dmc/`, most on mujoco_playground's models), brax's
+(`brax_tasks.py`), and your own (`register`, `protocol.py`), batched for Anakin training (`wrapper.py`); the
+one table of tasks is `registry.TASKS`."""
 
 import warnings
 
@@ -17,6 +18,7 @@ from anakin_tdmpc.envs import cpu_cholesky
 from anakin_tdmpc.envs.registry import (
     OUR_TASKS,
     TASK_SOURCES,
+    TASKS,
     EnvError,
     UnknownTaskError,
     canonical_task_name,
@@ -34,6 +36,7 @@ cpu_cholesky.install()  # before any env is compiled: see cpu_cholesky.py
 __all__ = [
     "OUR_TASKS",
     "TASK_SOURCES",
+    "TASKS",
     "Env",
     "EnvState",
     "StepOut",

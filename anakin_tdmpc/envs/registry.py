@@ -1,4 +1,4 @@
-"""Task names and construction of batched DMC environments.
+"""The one table of tasks (:data:`TASKS`), task names and construction of batched environments.
 
 Canonical task names follow the TD-MPC2 paper (``domain-task``, lower case,
 hyphen separated, e.g. ``cheetah-run``, ``cup-catch``, ``point_mass-easy``).
@@ -10,6 +10,7 @@ underscore/hyphen variants (``point-mass-easy``) and playground env names
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from typing import Any, Callable
@@ -21,77 +22,89 @@ from anakin_tdmpc.envs.protocol import check_env, is_positive_int
 from anakin_tdmpc.errors import EnvError, UnknownTaskError
 from anakin_tdmpc.envs.wrapper import Env
 
-OUR_TASKS: dict[str, str] = {
-    "walker-stand": "suite",
-    "walker-walk": "suite",
-    "walker-run": "suite",
-    "pendulum-swingup": "suite",
-    "cheetah-run": "suite",
-    "cartpole-balance": "suite",
-    "cartpole-balance-sparse": "suite",
-    "cartpole-swingup": "suite",
-    "cartpole-swingup-sparse": "suite",
-    "cup-catch": "suite",
-    "acrobot-swingup": "suite",
-    "acrobot-swingup-sparse": "suite",
-    "point_mass-easy": "suite",
-    "reacher-easy": "suite",
-    "reacher-hard": "suite",
-    "hopper-stand": "suite",
-    "hopper-hop": "suite",
-    "swimmer-swimmer6": "suite",
-    "fish-swim": "suite",
-    "humanoid-stand": "suite",
-    "humanoid-walk": "suite",
-    "humanoid-run": "suite",
-    "finger-spin": "suite",
-    "finger-turn-easy": "suite",
-    "finger-turn-hard": "suite",
-    "walker-walk-backwards": "custom",
-    "walker-run-backwards": "custom",
-    "cheetah-run-backwards": "custom",
-    "cheetah-run-front": "custom",
-    "cheetah-run-back": "custom",
-    "cheetah-jump": "custom",
-    "hopper-hop-backwards": "custom",
-    "reacher-three-easy": "custom",
-    "reacher-three-hard": "custom",
-    "cup-spin": "custom",
-    "pendulum-spin": "custom",
-    "quadruped-walk": "quadruped",
-    "quadruped-run": "quadruped",
-    "dog-stand": "dog",
-    "dog-walk": "dog",
-    "dog-trot": "dog",
-    "dog-run": "dog",
-}
-"""Canonical task name -> module of ``anakin_tdmpc.envs`` holding our own MJX port (``suite``: the 25 dm_control
-tasks that mujoco_playground ports, on playground's models corrected to dm_control's MDP; ``custom``: TD-MPC2's custom tasks; ``quadruped``,
-``dog``: dm_control's quadruped and dog)."""
 
-REPLACED: dict[str, str] = {"walker-stand": "WalkerStand", "walker-walk": "WalkerWalk", "walker-run": "WalkerRun",
-                             "pendulum-swingup": "PendulumSwingup", "cheetah-run": "CheetahRun",
-                             "cartpole-balance": "CartpoleBalance", "cartpole-balance-sparse": "CartpoleBalanceSparse",
-                             "cartpole-swingup": "CartpoleSwingup", "cartpole-swingup-sparse": "CartpoleSwingupSparse",
-                             "cup-catch": "BallInCup", "acrobot-swingup": "AcrobotSwingup",
-                             "acrobot-swingup-sparse": "AcrobotSwingupSparse", "point_mass-easy": "PointMass",
-                             "reacher-easy": "ReacherEasy", "reacher-hard": "ReacherHard",
-                             "hopper-stand": "HopperStand", "hopper-hop": "HopperHop",
-                             "swimmer-swimmer6": "SwimmerSwimmer6", "finger-spin": "FingerSpin", "fish-swim": "FishSwim",
-                             "humanoid-stand": "HumanoidStand", "humanoid-walk": "HumanoidWalk",
-                             "humanoid-run": "HumanoidRun",
-                             "finger-turn-easy": "FingerTurnEasy", "finger-turn-hard": "FingerTurnHard"}
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """Where a built-in task comes from and how it is made."""
+
+    module: str
+    """``suite`` (dm_control's tasks on playground's models, corrected to dm_control's MDP), ``tdmpc2`` (TD-MPC2's
+    extra tasks), ``quadruped`` or ``dog`` (dm_control's own models): a module of ``anakin_tdmpc.envs.dmc``; or
+    ``brax`` (brax_tasks.py)."""
+    make: str = ""
+    """The class of the module that makes the env (a ``DmcTask``), called with :attr:`kwargs`."""
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    replaces: str | None = None
+    """The mujoco_playground env this task corrects (its name is accepted as an alias)."""
+    aliases: tuple[str, ...] = ()
+    """Other accepted names (dm_control's domain name where it differs from TD-MPC2's)."""
+
+
+def _dmc(module: str, make: str, replaces: str | None = None, aliases: tuple[str, ...] = (), **kwargs: Any) -> Task:
+    """The :class:`Task` made by ``module.make(**kwargs)``."""
+    return Task(module, make, tuple(kwargs.items()), replaces, aliases)
+
+
+TASKS: dict[str, Task] = {
+    # dm_control's tasks on playground's models (speeds and sizes: playground's constants of each domain)
+    "walker-stand": _dmc("suite", "Walker", "WalkerStand", move_speed=0.0),
+    "walker-walk": _dmc("suite", "Walker", "WalkerWalk", move_speed=1),
+    "walker-run": _dmc("suite", "Walker", "WalkerRun", move_speed=8),
+    "pendulum-swingup": _dmc("suite", "Pendulum", "PendulumSwingup"),
+    "cheetah-run": _dmc("suite", "CheetahRun", "CheetahRun"),
+    "cartpole-balance": _dmc("suite", "Cartpole", "CartpoleBalance", swing_up=False, sparse=False),
+    "cartpole-balance-sparse": _dmc("suite", "Cartpole", "CartpoleBalanceSparse", swing_up=False, sparse=True),
+    "cartpole-swingup": _dmc("suite", "Cartpole", "CartpoleSwingup", swing_up=True, sparse=False),
+    "cartpole-swingup-sparse": _dmc("suite", "Cartpole", "CartpoleSwingupSparse", swing_up=True, sparse=True),
+    "cup-catch": _dmc("suite", "CupCatch", "BallInCup", aliases=("ball_in_cup-catch",)),
+    "acrobot-swingup": _dmc("suite", "Acrobot", "AcrobotSwingup", sparse=False),
+    "acrobot-swingup-sparse": _dmc("suite", "Acrobot", "AcrobotSwingupSparse", sparse=True),
+    "point_mass-easy": _dmc("suite", "PointMass", "PointMass"),
+    "reacher-easy": _dmc("suite", "Reacher", "ReacherEasy", target_size=0.05),
+    "reacher-hard": _dmc("suite", "Reacher", "ReacherHard", target_size=0.015),
+    "hopper-stand": _dmc("suite", "Hopper", "HopperStand", hopping=False),
+    "hopper-hop": _dmc("suite", "Hopper", "HopperHop", hopping=True),
+    "swimmer-swimmer6": _dmc("suite", "Swimmer", "SwimmerSwimmer6", n_links=6),
+    "fish-swim": _dmc("suite", "FishSwim", "FishSwim"),
+    "humanoid-stand": _dmc("suite", "Humanoid", "HumanoidStand", move_speed=0.0),
+    "humanoid-walk": _dmc("suite", "Humanoid", "HumanoidWalk", move_speed=1.0),
+    "humanoid-run": _dmc("suite", "Humanoid", "HumanoidRun", move_speed=10.0),
+    "finger-spin": _dmc("suite", "FingerSpin", "FingerSpin"),
+    "finger-turn-easy": _dmc("suite", "FingerTurn", "FingerTurnEasy", target_radius=0.07),
+    "finger-turn-hard": _dmc("suite", "FingerTurn", "FingerTurnHard", target_radius=0.03),
+    # TD-MPC2's extra tasks
+    "walker-walk-backwards": _dmc("tdmpc2", "WalkerBackwards", move_speed=1),
+    "walker-run-backwards": _dmc("tdmpc2", "WalkerBackwards", move_speed=8),
+    "cheetah-run-backwards": _dmc("tdmpc2", "CheetahCustom", goal="run-backwards"),
+    "cheetah-run-front": _dmc("tdmpc2", "CheetahCustom", goal="run-front"),
+    "cheetah-run-back": _dmc("tdmpc2", "CheetahCustom", goal="run-back"),
+    "cheetah-jump": _dmc("tdmpc2", "CheetahCustom", goal="jump"),
+    "hopper-hop-backwards": _dmc("tdmpc2", "HopperBackwards"),
+    "reacher-three-easy": _dmc("tdmpc2", "ReacherThree", target_size=0.05),
+    "reacher-three-hard": _dmc("tdmpc2", "ReacherThree", target_size=0.015),
+    "cup-spin": _dmc("tdmpc2", "CupSpin"),
+    "pendulum-spin": _dmc("tdmpc2", "PendulumSpin"),
+    # dm_control's quadruped and dog on dm_control's own models
+    "quadruped-walk": _dmc("quadruped", "QuadrupedMove", desired_speed=0.5),
+    "quadruped-run": _dmc("quadruped", "QuadrupedMove", desired_speed=5.0),
+    "dog-stand": _dmc("dog", "Dog", move_speed=None),
+    "dog-walk": _dmc("dog", "Dog", move_speed=1.0),
+    "dog-trot": _dmc("dog", "Dog", move_speed=3.0),
+    "dog-run": _dmc("dog", "Dog", move_speed=9.0),
+    # brax's Gym-style tasks
+    **{name: Task("brax") for name in brax_tasks.BRAX_TASKS},
+}
+"""Every built-in task: canonical name -> :class:`Task`. The lists below are views of it."""
+
+OUR_TASKS: dict[str, str] = {name: task.module for name, task in TASKS.items() if task.module != "brax"}
+"""Canonical task name -> module of ``anakin_tdmpc.envs.dmc`` holding our MJX port."""
+
+REPLACED: dict[str, str] = {name: task.replaces for name, task in TASKS.items() if task.replaces}
 """Our corrected task -> the mujoco_playground env it replaces (whose name is still accepted as an alias): all 25
 of playground's DMC envs."""
 
-TASK_SOURCES: dict[str, str] = {
-    **{name: "ours" for name in OUR_TASKS},
-    **{name: "brax" for name in brax_tasks.BRAX_TASKS},
-}
+TASK_SOURCES: dict[str, str] = {name: "brax" if task.module == "brax" else "ours" for name, task in TASKS.items()}
 """Every supported canonical task name -> where its MJX env comes from (``ours`` or ``brax``)."""
-
-# dm_control domain names that differ from the TD-MPC2 ones (after _normalise).
-_DOMAIN_ALIASES: dict[str, str] = {"ball-in-cup-catch": "cup-catch"}
 
 _GYM_PREFIX = "dm_control/"
 _VERSION_SUFFIX = re.compile(r"-v(\d+)$")
@@ -113,9 +126,11 @@ def _normalise(name: str) -> str:
 
 def _build_lookup() -> dict[str, str]:
     """Maps every accepted (normalised) spelling to its canonical name."""
-    lookup = {_normalise(canonical): canonical for canonical in TASK_SOURCES}
-    lookup.update({_normalise(playground): canonical for canonical, playground in REPLACED.items()})
-    lookup.update(_DOMAIN_ALIASES)
+    lookup = {_normalise(canonical): canonical for canonical in TASKS}
+    for canonical, task in TASKS.items():
+        for alias in (task.replaces, *task.aliases):
+            if alias:
+                lookup[_normalise(alias)] = canonical
     return lookup
 
 
@@ -234,12 +249,13 @@ def _positive_int(what: str, value: Any) -> int:
 
 @functools.lru_cache(maxsize=None)
 def _load_our_env(name: str) -> Any:
-    """Loads (once) our own MJX port of task ``name`` (see :data:`OUR_TASKS`), with ``impl='jax'``."""
+    """Loads (once) our own MJX port of task ``name`` (see :data:`TASKS`), with ``impl='jax'``."""
     import importlib
 
-    _ensure_mjspec_find_body()  # (the reacher of envs/suite.py builds on playground's)
-    module = importlib.import_module(f"anakin_tdmpc.envs.{OUR_TASKS[name]}")
-    return module.CUSTOM_TASKS[name]({"impl": "jax"})
+    _ensure_mjspec_find_body()  # (the reacher of envs/dmc/suite.py builds on playground's)
+    task = TASKS[name]
+    module = importlib.import_module(f"anakin_tdmpc.envs.dmc.{task.module}")
+    return getattr(module, task.make)(**dict(task.kwargs), config_overrides={"impl": "jax"})
 
 
 @functools.lru_cache(maxsize=None)

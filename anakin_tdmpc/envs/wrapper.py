@@ -146,7 +146,7 @@ class Env:
     def compiler_options(self) -> dict[str, Any] | None:
         """XLA options every program that steps these envs must be compiled with (``None``: XLA's defaults).
 
-        Only the dog sets any, on CPU (see ``anakin_tdmpc/envs/dog.py``). Use :meth:`jit`.
+        Only the dog sets any, on CPU (see ``anakin_tdmpc/envs/dmc/dog.py``). Use :meth:`jit`.
         """
         return getattr(self.playground_env, "compiler_options", None)
 

@@ -2,7 +2,7 @@
 
 The official TD-MPC2 code adds these tasks to dm_control (``tdmpc2/envs/tasks``).
 Most of them keep a standard DMC domain and only change the reward, so here
-they subclass the matching mujoco_playground env (same model, solver settings,
+they subclass our port of that task (``suite.py``: same model, solver settings,
 observation and initial-state distribution) and override the reward:
 
 * ``walker-walk-backwards`` / ``walker-run-backwards``: walker's stand reward
@@ -26,7 +26,8 @@ Known deviations from the official code:
   copies of the dm_control XMLs, which we take to be dm_control's; its three-link reacher XML is not public
   (ours is described at :data:`REACHER_THREE_XML`).
 * Observations and rewards are those of the state after the step, as in
-  dm_control (playground's own tasks read kinematics one sub-step stale).
+  dm_control (playground's own tasks read kinematics one sub-step stale): every task here steps as
+  ``DmcTask`` (``task.py``).
 * Walker observes the torso height as dm_control does (playground observes
   the torso's ``zz`` instead).
 * The hopper collides every geom pair, as dm_control's (``suite.py``).
@@ -42,34 +43,14 @@ from typing import Any
 import jax
 import jax.numpy as jp
 import mujoco
-from mujoco import mjx
 from mujoco_playground._src import mjx_env
 from mujoco_playground._src import reward as rewards
-from mujoco_playground._src.dm_control_suite import ball_in_cup, cheetah, common, hopper, reacher, walker
+from mujoco_playground._src.dm_control_suite import common, hopper, reacher
 
-from anakin_tdmpc.envs.base import refresh_position_velocity
-from anakin_tdmpc.envs.suite import CheetahModel, CupCatch, Hopper, Pendulum, Walker, put_physics
+from anakin_tdmpc.envs.dmc.suite import CheetahRun, CupCatch, Hopper, Pendulum, Walker
+from anakin_tdmpc.envs.dmc.task import DmcTask
 
 _INF = float("inf")
-
-
-def observe_after_step(cls):
-    """Makes ``cls`` observe and reward the state after the step, as dm_control does.
-
-    Playground's ``step`` hands ``mjx.step``'s data to ``_get_obs``/``_get_reward``, whose
-    ``xpos``/``xmat``/sensors are one sub-step stale; the returned subclass recomputes them first
-    (see :func:`refresh_position_velocity`). The physics itself is untouched.
-    """
-
-    class AfterStep(cls):
-        def _get_obs(self, data, info):
-            return super()._get_obs(refresh_position_velocity(self.mjx_model, data), info)
-
-        def _get_reward(self, data, action, info, metrics):
-            return super()._get_reward(refresh_position_velocity(self.mjx_model, data), action, info, metrics)
-
-    AfterStep.__name__, AfterStep.__qualname__, AfterStep.__doc__ = cls.__name__, cls.__qualname__, cls.__doc__
-    return AfterStep
 
 # ----------------------------------------------------------------------------- walker
 
@@ -106,17 +87,16 @@ def _cheetah_up(height, margin_height=CHEETAH_JUMP_HEIGHT):
     return rewards.tolerance(height, bounds=(margin_height, _INF), margin=margin_height / 2)
 
 
-@observe_after_step
-class CheetahCustom(CheetahModel):
-    """Cheetah with one of TD-MPC2's custom goals (see :data:`CHEETAH_GOALS`)."""
+class CheetahCustom(CheetahRun):
+    """Cheetah with one of TD-MPC2's custom goals (see :data:`CHEETAH_GOALS`) on our cheetah-run (``suite.py``:
+    implicit damping)."""
 
-    def __init__(self, goal: str, **kwargs):
+    def __init__(self, goal: str, config_overrides: dict[str, Any] | None = None):
         if goal not in CHEETAH_GOALS:
             raise ValueError(f"unknown cheetah goal {goal!r}")
         self._goal = goal
         self._move_speed = CHEETAH_GOALS[goal]
-        super().__init__(**kwargs)
-        put_physics(self)  # implicit damping, as cheetah-run (suite.py)
+        super().__init__(config_overrides=config_overrides)
 
     def _post_init(self) -> None:
         super()._post_init()
@@ -178,7 +158,7 @@ class HopperBackwards(Hopper):
     margin 0.5)."""
 
     def __init__(self, config_overrides: dict[str, Any] | None = None):
-        super().__init__(True, config_overrides)
+        super().__init__(hopping=True, config_overrides=config_overrides)
 
     def _hop_reward(self, data, action, info, metrics):
         del action, info
@@ -319,20 +299,19 @@ def reacher_three_xml(target_size: float) -> str:
     return REACHER_THREE_XML.format(target_size=target_size)
 
 
-@observe_after_step
-class ReacherThree(reacher.Reacher):
-    """Three-link reacher (TD-MPC2's reacher-three-easy / -hard), dm_control's reacher task."""
+class ReacherThree(DmcTask, reacher.Reacher):
+    """Three-link reacher (TD-MPC2's reacher-three-easy / -hard), dm_control's reacher task. The model's options
+    are dm_control's reacher's already (:data:`REACHER_THREE_XML`)."""
 
-    def __init__(self, target_size: float, config=None, config_overrides=None):
-        config = reacher.default_config() if config is None else config
-        config.sim_dt = 0.02  # dm_control's timestep: one physics step per control step
-        mjx_env.MjxEnv.__init__(self, config, config_overrides)
+    base_config = staticmethod(reacher.default_config)
+    SIM_DT = 0.02  # dm_control's timestep: one physics step per control step
+
+    def __init__(self, target_size: float, config_overrides: dict[str, Any] | None = None):
+        mjx_env.MjxEnv.__init__(self, self.task_config(), config_overrides)  # playground's model is not built
         self._target_size = target_size
-        self._xml_path = "<reacher_three, anakin_tdmpc.envs.custom>"
         self._model_assets = common.get_assets()
-        self._mj_model = mujoco.MjModel.from_xml_string(reacher_three_xml(target_size), self._model_assets)
-        self._mj_model.opt.timestep = self.sim_dt
-        self._mjx_model = mjx.put_model(self._mj_model, impl=self._config.impl)
+        self._set_model(mujoco.MjModel.from_xml_string(reacher_three_xml(target_size), self._model_assets),
+                        "<reacher_three, anakin_tdmpc.envs.dmc.tdmpc2>")
         self._post_init()
 
     def _post_init(self) -> None:
@@ -349,37 +328,9 @@ class ReacherThree(reacher.Reacher):
         """dm_control's reacher init: limited hinges uniform in range, others in [-pi, pi]; random target."""
         rng, joint_key, angle_key, radius_key = jax.random.split(rng, 4)
         qpos = jax.random.uniform(joint_key, (self.mjx_model.nq,), minval=self._joint_low, maxval=self._joint_high)
-        data = mjx_env.make_data(
-            self.mj_model, qpos=qpos, impl=self.mjx_model.impl.value, naconmax=0, njmax=0
-        )
+        data = self._make_data(qpos=qpos)
         angle = jax.random.uniform(angle_key, (), maxval=2 * jp.pi)
         radius = jax.random.uniform(radius_key, (), minval=0.05, maxval=0.2)
         xy = radius * jp.array([jp.sin(angle), jp.cos(angle)])
         data = data.replace(mocap_pos=data.mocap_pos.at[self._target_mocap_body_id, :2].set(xy))
-        data = mjx.forward(self.mjx_model, data)
-        info = {"rng": rng}
-        zero = jp.zeros(())
-        return mjx_env.State(data, self._get_obs(data, info), zero, zero, {}, info)
-
-
-# --------------------------------------------------------------------------- registry
-
-
-def _config(module, overrides: dict[str, Any] | None):
-    return {"config": module.default_config(), "config_overrides": overrides}
-
-
-CUSTOM_TASKS: dict[str, Any] = {
-    "walker-walk-backwards": lambda o: WalkerBackwards(move_speed=walker.WALK_SPEED, **_config(walker, o)),
-    "walker-run-backwards": lambda o: WalkerBackwards(move_speed=walker.RUN_SPEED, **_config(walker, o)),
-    "cheetah-run-backwards": lambda o: CheetahCustom("run-backwards", **_config(cheetah, o)),
-    "cheetah-run-front": lambda o: CheetahCustom("run-front", **_config(cheetah, o)),
-    "cheetah-run-back": lambda o: CheetahCustom("run-back", **_config(cheetah, o)),
-    "cheetah-jump": lambda o: CheetahCustom("jump", **_config(cheetah, o)),
-    "hopper-hop-backwards": lambda o: HopperBackwards(o),
-    "reacher-three-easy": lambda o: ReacherThree(reacher.BIG_TARGET, **_config(reacher, o)),
-    "reacher-three-hard": lambda o: ReacherThree(reacher.SMALL_TARGET, **_config(reacher, o)),
-    "cup-spin": lambda o: CupSpin(**_config(ball_in_cup, o)),
-    "pendulum-spin": lambda o: PendulumSpin(o),
-}
-"""Canonical task name -> ``constructor(config_overrides) -> MjxEnv`` for TD-MPC2's custom tasks."""
+        return self._initial_state(data, rng)

@@ -47,10 +47,9 @@ from mujoco import mjx
 from mujoco_playground._src import mjx_env
 from mujoco_playground._src import reward as rewards
 
-from anakin_tdmpc.envs.base import DmControlPort, floor_contacts_only, port_config
+from anakin_tdmpc.envs.dmc.physics import floor_contacts_only
+from anakin_tdmpc.envs.dmc.task import DmcTask, port_config
 
-WALK_SPEED = 0.5
-RUN_SPEED = 5.0
 TIME_LIMIT = 20
 HEIGHT_STEP = 0.01
 
@@ -103,17 +102,18 @@ def lowest_geom_points(model: Any, data: Any) -> jax.Array:
     return low
 
 
-class QuadrupedMove(DmControlPort):
+class QuadrupedMove(DmcTask):
     """Quadruped moving forward at ``desired_speed`` (dm_control's ``Move`` task)."""
 
-    def __init__(self, desired_speed: float, config=None, config_overrides=None):
-        config = default_config() if config is None else config
-        super().__init__(config, config_overrides)
+    base_config = staticmethod(default_config)
+
+    def __init__(self, desired_speed: float, config_overrides: dict[str, Any] | None = None):
+        super().__init__(config_overrides=config_overrides)
         self._desired_speed = desired_speed
         floor_size = TIME_LIMIT * desired_speed
         self._set_model(
             make_model(floor_size, self._config.iterations, self._config.ls_iterations),
-            f"<dm_control quadruped.xml, floor {floor_size}, anakin_tdmpc.envs.quadruped>",
+            f"<dm_control quadruped.xml, floor {floor_size}, anakin_tdmpc.envs.dmc.quadruped>",
         )
         self._post_init()
 
@@ -138,12 +138,12 @@ class QuadrupedMove(DmControlPort):
         quat = jax.random.normal(quat_key, (4,))
         quat = quat / jp.linalg.norm(quat)
         qpos = jp.asarray(self._mj_model.qpos0).at[:3].set(0.0).at[3:7].set(quat)
-        data = mjx_env.make_data(self.mj_model, qpos=qpos, impl=self.mjx_model.impl.value, naconmax=0, njmax=0)
+        data = self._make_data(qpos=qpos)
         data = mjx.kinematics(self.mjx_model, data)
         penetration = -jp.min(lowest_geom_points(self._mj_model, data))
         height = HEIGHT_STEP * jp.maximum(jp.floor(penetration / HEIGHT_STEP) + 1, 0)
         data = data.replace(qpos=qpos.at[2].set(height))
-        return self._initial_state(mjx.forward(self.mjx_model, data), rng)
+        return self._initial_state(data, rng)
 
     def _torso_upright(self, data):
         return data.xmat[self._torso_id, 2, 2]
@@ -160,7 +160,9 @@ class QuadrupedMove(DmControlPort):
             jp.arcsinh(data.sensordata[self._force_torque]),
         ])
 
-    def _get_reward(self, data: mjx.Data) -> jax.Array:
+    def _get_reward(self, data: mjx.Data, action: jax.Array, info: dict[str, Any],
+                    metrics: dict[str, Any]) -> jax.Array:
+        del action, info, metrics
         upright = rewards.tolerance(
             self._torso_upright(data), bounds=(1.0, float("inf")), sigmoid="linear", margin=2.0, value_at_margin=0
         )
@@ -173,9 +175,3 @@ class QuadrupedMove(DmControlPort):
         )
         return upright * move
 
-
-CUSTOM_TASKS: dict[str, Any] = {
-    "quadruped-walk": lambda o: QuadrupedMove(WALK_SPEED, config_overrides=o),
-    "quadruped-run": lambda o: QuadrupedMove(RUN_SPEED, config_overrides=o),
-}
-"""Canonical task name -> ``constructor(config_overrides) -> MjxEnv``."""

@@ -67,13 +67,11 @@ from mujoco import mjx
 from mujoco_playground._src import mjx_env
 from mujoco_playground._src import reward as rewards
 
-from anakin_tdmpc.envs.base import DmControlPort, floor_contacts_only, port_config
+from anakin_tdmpc.envs.dmc.physics import floor_contacts_only
+from anakin_tdmpc.envs.dmc.task import DmcTask, port_config
 
 TIME_LIMIT = 15
 STAND_SPEED = 1.0  # floor size only: dm_control's stand uses walk's floor
-WALK_SPEED = 1.0
-TROT_SPEED = 3.0
-RUN_SPEED = 9.0
 STAND_HEIGHT_FRACTION = 0.9
 MIN_UPRIGHT_COSINE = float(np.cos(np.deg2rad(30)))
 ROOT_VELOCITY_SCALE = 2.0
@@ -128,19 +126,20 @@ def _sensor_indices(model: mujoco.MjModel, names: tuple[str, ...]) -> np.ndarray
     ])
 
 
-class Dog(DmControlPort):
+class Dog(DmcTask):
     """dm_control's dog: ``move_speed=None`` is the Stand task, otherwise Move at that speed."""
 
-    def __init__(self, move_speed: float | None, config=None, config_overrides=None):
-        config = default_config() if config is None else config
-        super().__init__(config, config_overrides)
+    base_config = staticmethod(default_config)
+
+    def __init__(self, move_speed: float | None, config_overrides: dict[str, Any] | None = None):
+        super().__init__(config_overrides=config_overrides)
         self._move_speed = move_speed
         floor_size = TIME_LIMIT * (STAND_SPEED if move_speed is None else move_speed)
         self._floor_size = floor_size
         self._render_model: mujoco.MjModel | None = None
         self._set_model(
             make_model(floor_size, self._config.iterations, self._config.ls_iterations),
-            f"<dm_control dog.xml, floor {floor_size}, anakin_tdmpc.envs.dog>",
+            f"<dm_control dog.xml, floor {floor_size}, anakin_tdmpc.envs.dmc.dog>",
         )
         self._post_init()
 
@@ -188,9 +187,7 @@ class Dog(DmControlPort):
         root_velocity = ROOT_VELOCITY_SCALE * jax.random.normal(velocity_key, (3,))
         qvel = jp.zeros(self._mj_model.nv).at[jp.array([0, 1, 5])].set(root_velocity)
         act = jax.random.uniform(act_key, (self._mj_model.na,), minval=self._ctrl_low, maxval=self._ctrl_high)
-        data = mjx_env.make_data(self.mj_model, qpos=qpos, qvel=qvel, impl=self.mjx_model.impl.value,
-                                 naconmax=0, njmax=0)
-        return self._initial_state(mjx.forward(self.mjx_model, data.replace(act=act)), rng)
+        return self._initial_state(self._make_data(qpos=qpos, qvel=qvel, act=act), rng)
 
     def _torso_com_velocity(self, data):
         return data.sensordata[self._com_velocity] @ data.xmat[self._torso_id]
@@ -209,7 +206,9 @@ class Dog(DmControlPort):
             data.act,
         ])
 
-    def _get_reward(self, data: mjx.Data) -> jax.Array:
+    def _get_reward(self, data: mjx.Data, action: jax.Array, info: dict[str, Any],
+                    metrics: dict[str, Any]) -> jax.Array:
+        del action, info, metrics
         heights = data.xpos[self._height_ids, 2]
         torso = rewards.tolerance(heights[0], bounds=(self._stand_height[0], float("inf")),
                                   margin=self._stand_height[0])
@@ -227,11 +226,3 @@ class Dog(DmControlPort):
                                     margin=max(1.0, speed), value_at_margin=0, sigmoid="linear")
         return reward * (4 * forward + 1) / 5
 
-
-CUSTOM_TASKS: dict[str, Any] = {
-    "dog-stand": lambda o: Dog(None, config_overrides=o),
-    "dog-walk": lambda o: Dog(WALK_SPEED, config_overrides=o),
-    "dog-trot": lambda o: Dog(TROT_SPEED, config_overrides=o),
-    "dog-run": lambda o: Dog(RUN_SPEED, config_overrides=o),
-}
-"""Canonical task name -> ``constructor(config_overrides) -> MjxEnv``."""
