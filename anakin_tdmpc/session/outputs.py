@@ -11,8 +11,9 @@ from anakin_tdmpc.errors import OutputError
 
 
 class Outputs:
-    def __init__(self, log, tensorboard=None, tracker=None, recorder=None, curves=None):
+    def __init__(self, log, tensorboard=None, tracker=None, recorder=None, curves=None, run_dir=None):
         self.log, self.tensorboard, self.tracker, self.recorder = log, tensorboard, tracker, recorder
+        self.run_dir = run_dir  # videos go to <run_dir>/videos
         self.curves = curves  # (path, task, algo, total env steps) for curves.png, or None
         self.message, self.progress = log.message, log.progress
 
@@ -39,7 +40,7 @@ class Outputs:
             tracker = WandbTracker(args.wandb_project, args.wandb_entity, args.wandb_group, run_dir, config,
                                    run_id=wandb_id)
         curves = (os.path.join(run_dir, "curves.png"), config["task"], args.algo, total_env_steps)
-        return cls(RunLogger(run_dir, total_env_steps), tensorboard, tracker, None, curves)
+        return cls(RunLogger(run_dir, total_env_steps), tensorboard, tracker, None, curves, run_dir)
 
     def start_videos(self, render, env) -> None:
         """Eval videos with `render` = (backend or None, why), from choose_backend_here, when `env` can be drawn."""
@@ -77,7 +78,7 @@ class Outputs:
     def evaluation(self, env_steps: int, result, rows: list) -> None:
         """After an evaluation: its first episode as a video (to wandb too), and curves.png redrawn."""
         if self.recorder:
-            video = self.recorder.record(os.path.join(os.path.dirname(self.curves[0]), "videos", f"{env_steps}.mp4"),
+            video = self.recorder.record(os.path.join(self.run_dir, "videos", f"{env_steps}.mp4"),
                                          *result.first_episode_frames())
             if video and self.tracker:
                 self.tracker.log_video(video, env_steps, self.recorder.fps)

@@ -93,7 +93,7 @@ def run_dir(args) -> str:
     return args.run_dir or default_run_dir(args, same_time_everywhere=jax.process_count() > 1)
 
 
-def config_record(spec, env, agent, loop) -> dict:
+def config_record(spec, env, agent) -> dict:
     """config.json: the flags as given, the resolved settings, the env, the schedule, the devices."""
     import jax
 
@@ -112,7 +112,7 @@ def config_record(spec, env, agent, loop) -> dict:
         "schedule": dataclasses.asdict(spec.schedule),
         "jax": {"version": jax.__version__, "backend": jax.default_backend(), "devices": len(jax.devices())},
         "parallel": {"devices": spec.num_devices, "processes": jax.process_count(), "seeds": spec.seeds,
-                     "envs_per_device": loop.num_envs, "batch_per_device": spec.batch_per_device},
+                     "envs_per_device": spec.envs_per_device, "batch_per_device": spec.batch_per_device},
     }
 
 

@@ -131,10 +131,9 @@ class Trainer:
             render = steps.render_backend(args, self.primary)  # before MuJoCo's GL is loaded
             self.spec = spec = config.resolve(args, len(devices), steps.run_seed_steps(resume, args))
             self.env, self.agent, self.loop = assemble(spec)
-            self.schedule = spec.schedule
             self.par = Parallel(self.loop, args.num_seeds, devices)
             self.run_dir = steps.run_dir(args)
-            self.config = steps.config_record(spec, self.env, self.agent, self.loop)
+            self.config = steps.config_record(spec, self.env, self.agent)
             k_init, self.k_eval = self.par.seed_keys(args.seed)  # [S] each: seed s gets the keys --seed s gets
             memory = steps.check_memory(spec, self.par, k_init, devices)
             self.lock = Lock(self.run_dir) if self.primary else None  # held until `close`: one process per run
@@ -146,10 +145,12 @@ class Trainer:
             self.out = self._open_outputs(resume if restored else None, render)
         self._start(restored, resume, k_init, memory, devices)
 
-    def _open_outputs(self, resume, render) -> Outputs:
-        """Process 0's outputs (a quiet one elsewhere), with the run's first lines."""
-        from anakin_tdmpc.session.outputs import Outputs
+    @property
+    def schedule(self):
+        return self.spec.schedule
 
+    def _open_outputs(self, resume, render) -> Outputs:
+        """Process 0's outputs (with eval videos under --capture_video); a quiet one on other processes."""
         if not self.primary:
             return Outputs.quiet()
         out = Outputs.open(self.args, self.run_dir, self.config, self.spec.schedule.total_env_steps,
